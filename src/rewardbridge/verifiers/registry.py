@@ -64,7 +64,7 @@ def verifier_class(name: str) -> type[Any]:
         raise ValueError(
             f"unknown verifier {name!r}; choose one of: {', '.join(_REGISTRY)}"
         ) from None
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def build_verifier(name: str, **options: Any) -> Verifier:
