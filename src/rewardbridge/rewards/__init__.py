@@ -1,4 +1,5 @@
-"""Reward math, pure functions: normalisation (Eq. 5), KL shaping (Eq. 6), advantage estimators (§5)."""
+"""Reward math, pure functions: normalisation (Eq. 5), KL shaping (Eq. 6), advantage
+estimators (§5)."""
 
 from rewardbridge.rewards.advantages import (
     ESTIMATORS,

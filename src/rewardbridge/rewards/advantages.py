@@ -6,14 +6,12 @@ The whole response is one action: one advantage per sample. Rewards come as ``re
 KL penalty in the reward (Eq. 6, optional ``kl``/``beta``), then the estimator. Unjudged
 samples are left out of every statistic and get advantage 0.
 
-| name                    | advantage                                              | default normalize |
-|-------------------------|--------------------------------------------------------|-------------------|
-| ``reinforce``           | r~ (Eq. 5 is the only baseline)                        | group             |
-| ``rloo``                | r_i - mean of the other judged rewards of the group    | group             |
-| ``reinforce_pp``        | r~ whitened over the batch (OpenRLHF ``reinforce``)    | group             |
-| ``reinforce_pp_baseline``| r - group mean, whitened over the batch (OpenRLHF)    | none              |
-| ``grpo``                | (r - group mean) / (group std + eps)                   | none              |
-| ``dr_grpo``             | r - group mean (Dr. GRPO: no std division)             | none              |
+- ``reinforce``: r~ (Eq. 5 is the only baseline); default normalize ``group``.
+- ``rloo``: r_i - mean of the other judged rewards of the group; ``group``.
+- ``reinforce_pp``: r~ whitened over the batch (OpenRLHF ``reinforce``); ``group``.
+- ``reinforce_pp_baseline``: r - group mean, whitened over the batch (OpenRLHF); ``none``.
+- ``grpo``: (r - group mean) / (group std + eps); ``none``.
+- ``dr_grpo``: r - group mean (Dr. GRPO: no division by the std); ``none``.
 
 Departures: the paper says "REINFORCE++" without a baseline and trains every algorithm on
 z-scored rewards, so ``reinforce``, ``rloo`` and ``reinforce_pp`` z-score per group first by

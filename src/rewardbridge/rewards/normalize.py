@@ -44,7 +44,7 @@ def masked_mean_std(
 def zscore(
     rewards_BG: torch.Tensor, scope: Scope | str = "group", *, eps: float = 1e-6
 ) -> torch.Tensor:
-    """Paper Eq. 5 over groups (``scope="group"``) or the whole batch; std 0 gives 0; NaN stays NaN."""
+    """Paper Eq. 5 per group (``scope="group"``) or over the batch; std 0 -> 0; NaN stays NaN."""
     if scope not in SCOPES:
         raise ValueError(f"normalize must be one of {', '.join(SCOPES)}; got {scope!r}")
     judged = ~torch.isnan(rewards_BG)
