@@ -160,6 +160,20 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> str:
     return str(spec)
 
 
+def _hub_resolves() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.getaddrinfo(host or "huggingface.co", 443)
+    except OSError:
+        return False
+    return True
+
+
 def load_causal_lm(
     spec: str | os.PathLike[str] | None,
     *,
@@ -173,9 +187,14 @@ def load_causal_lm(
     source = resolve_model(spec)
     if dtype is None:
         dtype = torch.float32
+    # A hub id: use the local HF cache if it has it; otherwise fail fast when the hub's host does
+    # not even resolve (huggingface_hub would retry for about a minute before failing).
+    local_only = Path(source).exists() or not _hub_resolves()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, local_files_only=local_only
+        )
     except OSError as exc:
         raise ModelError(
             f"Could not load model {source!r}: not a local folder, and the hub is unreachable "
