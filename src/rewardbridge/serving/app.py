@@ -1,0 +1,230 @@
+"""The reward server: a FastAPI app around one verifier and a ``DynamicBatcher``.
+
+Endpoints: ``POST /v1/judge`` (native batch), ``POST /get_reward`` (OpenRLHF remote reward),
+``GET /health``, ``GET /metrics`` (Prometheus). Limits: request body size (413), queue bound
+(503 + Retry-After), per-request timeout (items answered with status ``timeout``), optional
+bearer token (401). Invalid bodies get FastAPI's 422 whose ``loc`` names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from rewardbridge.data.example import JudgeItem
+from rewardbridge.serving.batching import DynamicBatcher, QueueFullError, RequestTooLargeError
+from rewardbridge.serving.metrics import ServerMetrics
+from rewardbridge.serving.schema import (
+    JudgeRequest,
+    JudgeResponse,
+    OpenRLHFRequest,
+    OpenRLHFResponse,
+    items_from_judge_request,
+    items_from_openrlhf,
+    judge_response,
+    openrlhf_response,
+)
+from rewardbridge.verifiers.base import Verifier, VerifierResult
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Serving limits. ``fallback_reward`` is what OpenRLHF gets for an unjudged item (it is
+    also flagged in ``extra_logs["unjudged"]``)."""
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 4096
+    request_timeout_s: float = 120.0
+    auth_token: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    fallback_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_queue", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+
+
+class _Guard:
+    """Pure ASGI middleware: body size limit (413) and request metrics (code, latency)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                await _send_json(
+                    send_and_record,
+                    413,
+                    {
+                        "detail": f"request body larger than {self.max_body_bytes} bytes "
+                        f"(--max-body-bytes)"
+                    },
+                )
+                return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()  # after the body: wait for disconnect
+
+            await self.app(scope, replay, send_and_record)
+        finally:
+            self.metrics.observe_request(
+                scope.get("path", ""), status["code"], time.perf_counter() - start
+            )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAPI:
+    """The reward server app. The caller owns ``verifier`` (and closes it)."""
+    config = config or ServerConfig()
+    metrics = ServerMetrics(queue_depth=lambda: batcher.queue_depth)
+    batcher = DynamicBatcher(
+        verifier.verify,
+        max_batch_size=config.max_batch_size,
+        max_wait_s=config.max_wait_ms / 1000.0,
+        max_queue=config.max_queue,
+        on_batch=metrics.observe_batch,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with batcher:
+            yield
+
+    app = FastAPI(
+        title="rewardbridge reward server",
+        summary="Generative-verifier rewards over HTTP (native batch API and OpenRLHF protocol)",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.state.metrics = metrics
+    app.state.config = config
+
+    def require_token(request: Request) -> None:
+        if config.auth_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            token.encode(), config.auth_token.encode()
+        ):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    async def judge(items: list[JudgeItem]) -> list[VerifierResult]:
+        try:
+            results = await batcher.judge(items, timeout_s=config.request_timeout_s)
+        except QueueFullError as exc:
+            raise HTTPException(
+                503, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+            ) from None
+        except RequestTooLargeError as exc:
+            raise HTTPException(413, str(exc)) from None
+        metrics.observe_results(results)
+        return results
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "verifier": getattr(verifier, "name", type(verifier).__name__),
+            "queue_depth": batcher.queue_depth,
+            "max_queue": config.max_queue,
+            "max_batch_size": config.max_batch_size,
+        }
+
+    @app.get("/metrics", dependencies=[Depends(require_token)])
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/judge", dependencies=[Depends(require_token)])
+    async def judge_batch(body: JudgeRequest) -> JudgeResponse:
+        items = items_from_judge_request(body)
+        return judge_response(items, await judge(items))
+
+    @app.post("/get_reward", dependencies=[Depends(require_token)])
+    async def get_reward(body: OpenRLHFRequest) -> OpenRLHFResponse:
+        try:
+            items = items_from_openrlhf(body)
+        except ValueError as exc:
+            raise HTTPException(
+                422, [{"loc": ["body", "labels"], "msg": str(exc), "type": "value_error"}]
+            ) from None
+        return openrlhf_response(await judge(items), fallback_reward=config.fallback_reward)
+
+    app.add_middleware(_Guard, max_body_bytes=config.max_body_bytes, metrics=metrics)
+    return app
