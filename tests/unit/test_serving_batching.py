@@ -38,8 +38,12 @@ class RecordingVerifier:
 
 
 def item(i: int, correct: bool = True) -> JudgeItem:
-    return JudgeItem(id=str(i), question="q", reference=f"ans{i}",
-                     response=f"so ans{i}" if correct else "no idea")
+    return JudgeItem(
+        id=str(i),
+        question="q",
+        reference=f"ans{i}",
+        response=f"so ans{i}" if correct else "no idea",
+    )
 
 
 def test_concurrent_requests_merge_into_batches_and_keep_order() -> None:
@@ -124,8 +128,9 @@ def test_full_queue_raises_with_retry_after_and_oversized_request_is_rejected() 
     verifier = RecordingVerifier(delay_s=0.2)
 
     async def main() -> None:
-        async with DynamicBatcher(verifier.verify, max_batch_size=1, max_queue=3,
-                                  max_wait_s=0) as b:
+        async with DynamicBatcher(
+            verifier.verify, max_batch_size=1, max_queue=3, max_wait_s=0
+        ) as b:
             with pytest.raises(RequestTooLargeError, match="at most 3"):
                 await b.judge([item(i) for i in range(4)])
             busy = asyncio.create_task(b.judge([item(0)]))

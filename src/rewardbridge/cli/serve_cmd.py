@@ -24,25 +24,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     add_verifier_arguments(p)
     g = p.add_argument_group("serving")
-    g.add_argument("--max-batch-size", type=int, default=32,
-                   help="most items per verifier batch (default: %(default)s)")
-    g.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="longest wait for a batch to fill (default: %(default)s)")
-    g.add_argument("--max-queue", type=int, default=4096,
-                   help="items allowed to wait; beyond it 503 + Retry-After (default: %(default)s)")
-    g.add_argument("--request-timeout", type=float, default=120.0,
-                   help="seconds before a request's unfinished items answer 'timeout' "
-                   "(default: %(default)s)")
-    g.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024,
-                   help="largest request body; beyond it 413 (default: %(default)s)")
-    g.add_argument("--auth-token", default=os.environ.get(TOKEN_ENV),
-                   help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)")
-    g.add_argument("--fallback-reward", type=float, default=0.0,
-                   help="reward OpenRLHF gets for an unjudged item, flagged in "
-                   "extra_logs['unjudged'] (default: %(default)s)")
-    g.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn log level")
+    g.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=32,
+        help="most items per verifier batch (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest wait for a batch to fill (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-queue",
+        type=int,
+        default=4096,
+        help="items allowed to wait; beyond it 503 + Retry-After (default: %(default)s)",
+    )
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        help="seconds before a request's unfinished items answer 'timeout' (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest request body; beyond it 413 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--auth-token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)",
+    )
+    g.add_argument(
+        "--fallback-reward",
+        type=float,
+        default=0.0,
+        help="reward OpenRLHF gets for an unjudged item, flagged in "
+        "extra_logs['unjudged'] (default: %(default)s)",
+    )
+    g.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -61,12 +90,18 @@ def _serve(args: argparse.Namespace) -> int:
         fallback_reward=args.fallback_reward,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.auth_token:
-        logger.warning("serving on %s without --auth-token: anyone who reaches it can use it",
-                       args.host)
+        logger.warning(
+            "serving on %s without --auth-token: anyone who reaches it can use it", args.host
+        )
     verifier = verifier_from_args(args)
     try:
-        uvicorn.run(create_app(verifier, config), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=False)
+        uvicorn.run(
+            create_app(verifier, config),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+        )
     finally:
         verifier.close()
     return 0
