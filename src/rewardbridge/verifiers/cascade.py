@@ -1,0 +1,152 @@
+"""Rule first, LLM judge second: the cascade of TinyV (Xu et al. 2025, arXiv 2505.14625).
+
+A rule verifier (``math`` by default) judges every item. Where it says 1 (judged, score 1) that
+is the result; rules rarely say yes wrongly. Where it says 0, or could not judge (unparsable
+reference, timeout), the paper's generative judge decides (``GenerativeVerifier``, Su et al.
+2025, §2 and Eq. 3/4): rules say no wrongly to answers written differently ("f(x)=2x" for
+"$f(x)=2 x$", "1/2" for "0.5 of them"). The judge only sees the items the rule rejects, so on a
+policy that is mostly right it costs a fraction of judging everything.
+
+Each result's ``stage`` names the verifier that decided: the rule's name (e.g. "math") or
+"generative". The rule's reason is kept in the reason of an item the judge decided.
+
+Not in the paper, which uses one verifier at a time. Choices made here:
+
+- The generative verifier is built on first need, so a batch the rule accepts entirely never
+  loads a model or opens a connection.
+- When the judge cannot judge an item (timeout, backend error, no YES/NO token) and the rule did
+  judge it (score 0), the rule's 0 stands, with ``stage`` set to the rule and the judge's failure
+  in the reason: the result is never worse than the rule alone. When neither judged, the judge's
+  failed result is returned (unjudged, never a 0).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from rewardbridge.data.example import JudgeItem
+from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
+from rewardbridge.verifiers.registry import build_verifier
+
+
+def accepted_by_rule(result: VerifierResult) -> bool:
+    """The rule's "yes": judged with score 1 (a soft rule only at its maximum)."""
+    return result.judged and result.score is not None and result.score >= 1.0
+
+
+class CascadeVerifier(BaseVerifier):
+    """``rule`` (a verifier name or instance) first; ``GenerativeVerifier`` where it says no.
+
+    The generative options (``model``, ``base_url``, ``api_key``, ``served_model``, ``reward``,
+    ``template``, ``response_slot``, ``device``, ``batch_size``, ``prefix_sharing``,
+    ``timeout``, ``max_concurrency``, ``sample``) go to ``GenerativeVerifier``; ``workers`` and
+    ``rule_timeout`` go to the rule verifier (``math``: processes and seconds per item).
+    ``judge`` replaces the generative verifier with any verifier (tests, a remote server).
+    """
+
+    name = "cascade"
+
+    def __init__(
+        self,
+        rule: str | Verifier = "math",
+        *,
+        model: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        api_key: str | None = None,
+        served_model: str | None = None,
+        reward: str | None = None,
+        template: str | None = None,
+        response_slot: str | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        prefix_sharing: bool | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        sample: bool | None = None,
+        workers: int | None = None,
+        rule_timeout: float | None = None,
+        judge: Verifier | None = None,
+    ) -> None:
+        if isinstance(rule, str):
+            if rule in ("cascade", "generative"):
+                raise ValueError(
+                    f"rule must be a rule verifier (e.g. math, contains), not {rule!r}"
+                )
+            rule_options: dict[str, Any] = {"workers": workers, "timeout": rule_timeout}
+            self.rule: Verifier = build_verifier(rule, **rule_options)
+        else:
+            self.rule = rule
+        self.judge_options: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "model": model,
+                "base_url": base_url,
+                "api_key": api_key,
+                "served_model": served_model,
+                "reward": reward,
+                "template": template,
+                "response_slot": response_slot,
+                "device": device,
+                "batch_size": batch_size,
+                "prefix_sharing": prefix_sharing,
+                "timeout": timeout,
+                "max_concurrency": max_concurrency,
+                "sample": sample,
+            }.items()
+            if v is not None
+        }
+        self._judge = judge
+        self._judge_lock = threading.Lock()
+
+    @property
+    def judge(self) -> Verifier:
+        """The generative verifier, built on first use."""
+        with self._judge_lock:
+            if self._judge is None:
+                self._judge = build_verifier("generative", **self.judge_options)
+            return self._judge
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        rule_results = self.rule.verify(items)
+        rule_name = getattr(self.rule, "name", "rule")
+        results = [r.with_(stage=r.stage or rule_name) for r in rule_results]
+        escalate = [i for i, r in enumerate(rule_results) if not accepted_by_rule(r)]
+        if not escalate:
+            return results
+        judged = self.judge.verify([items[i] for i in escalate])
+        for i, judge_result in zip(escalate, judged, strict=True):
+            results[i] = merge(results[i], judge_result)
+        return results
+
+    def close(self) -> None:
+        self.rule.close()
+        with self._judge_lock:
+            if self._judge is not None:
+                self._judge.close()
+
+
+def merge(rule_result: VerifierResult, judge_result: VerifierResult) -> VerifierResult:
+    """The result for an item the rule did not accept (see the module docstring)."""
+    rule_said = f"{rule_result.stage}: {_describe(rule_result)}"
+    if judge_result.judged or not rule_result.judged:
+        reason = f"{rule_said}; generative: {_describe(judge_result)}"
+        return judge_result.with_(
+            stage=judge_result.stage or "generative",
+            reason=reason,
+            latency_s=rule_result.latency_s + judge_result.latency_s,
+        )
+    return rule_result.with_(
+        reason=f"{rule_said}; generative could not judge ({_describe(judge_result)})",
+        latency_s=rule_result.latency_s + judge_result.latency_s,
+    )
+
+
+def _describe(result: VerifierResult) -> str:
+    if result.judged:
+        text = f"score {result.score:g}"
+        if result.judgment:
+            text = f"{result.judgment}, {text}"
+        return f"{text} ({result.reason})" if result.reason else text
+    return f"{result.status.value}" + (f" ({result.reason})" if result.reason else "")
