@@ -1,0 +1,308 @@
+"""Accuracy of each verifier against labeled (question, reference, response) sets.
+
+Verifiers: the rule baselines (``contains``, ``jaccard`` thresholded at 0.5, ``exact``, ``math``),
+the generative judge (paper §2, binary reward Eq. 3; by default the embedded SmolLM2-135M-Instruct
+zero-shot, or any OpenAI-compatible server with ``--base-url``) and the cascade (``math`` first,
+the judge where it says no; composed from the two runs above by ``CascadeVerifier`` itself, so
+the judge is not run twice).
+
+Labeled sets (``datasets/``, see each PROVENANCE.md):
+
+- ``hardverify_math``: HardVerify-Math pairs (TinyV), 500 items, an equivalent-but-rewritten
+  correct answer and a wrong one per question;
+- ``gsm8k``: GSM8K test x 4 model solutions with ``is_correct`` labels (OpenAI), 5,276 triples,
+  ``--gsm8k-sample`` of them (seeded); response = the solution, reference = the number after
+  "A:" in the ground truth;
+- ``qwen25_math``: 100 MATH questions x 8 Qwen2.5-Math responses, label = Qwen's rule grader.
+
+Metrics from scikit-learn (``rewardbridge.evaluation.agreement``) on the judged items only; an
+unjudged item (empty response, unparsable reference, timeout) is counted and shown as coverage,
+and ``acc_all`` counts it as wrong. A judged score >= 0.5 is a YES.
+
+    python benchmarks/verifier_accuracy.py --json runs/bench/verifier_accuracy.json
+    python benchmarks/verifier_accuracy.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rewardbridge.data.example import JudgeItem
+from rewardbridge.evaluation.agreement import binary_metrics
+from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
+from rewardbridge.verifiers.cascade import CascadeVerifier, accepted_by_rule
+from rewardbridge.verifiers.registry import build_verifier
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "datasets"
+RULES = ("contains", "jaccard", "exact", "math")
+ALL_VERIFIERS = (*RULES, "generative", "cascade")
+GSM8K_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_hardverify() -> list[JudgeItem]:
+    rows = _rows(DATA / "hardverify_math" / "HardVerify-Math_pairs.jsonl")
+    return [
+        JudgeItem(
+            id=f"hv-{r['id']}-{r['response_field']}",
+            question=r["question"],
+            reference=r["ground_truth"],
+            response=r["response"],
+            label=bool(r["label"]),
+        )
+        for r in rows
+    ]
+
+
+def gsm8k_reference(ground_truth: str) -> str:
+    """The number after the last 'A:' of a GSM8K ground-truth solution."""
+    match = re.search(r"A:\s*(.+?)\s*$", ground_truth.strip())
+    if match is None:
+        raise ValueError(f"no 'A:' line in GSM8K ground truth: {ground_truth[-80:]!r}")
+    return match.group(1)
+
+
+def load_gsm8k() -> list[JudgeItem]:
+    items = []
+    for i, r in enumerate(
+        _rows(DATA / "gsm8k_model_solutions_labeled" / "example_model_solutions.jsonl")
+    ):
+        reference = gsm8k_reference(r["ground_truth"])
+        for model in GSM8K_MODELS:
+            items.append(
+                JudgeItem(
+                    id=f"gsm8k-{i}-{model}",
+                    question=r["question"],
+                    reference=reference,
+                    response=r[model]["solution"],
+                    label=bool(r[model]["is_correct"]),
+                )
+            )
+    return items
+
+
+def load_qwen_math() -> list[JudgeItem]:
+    items = []
+    for r in _rows(DATA / "qwen25_math_rm_samples" / "math_cot_100.jsonl"):
+        for k, (response, score) in enumerate(zip(r["response"], r["score"], strict=True)):
+            items.append(
+                JudgeItem(
+                    id=f"qwen-{r['idx']}-{k}",
+                    question=r["question"],
+                    reference=r["gt"],
+                    response=response,
+                    label=bool(score),
+                )
+            )
+    return items
+
+
+DATASETS: dict[str, Callable[[], list[JudgeItem]]] = {
+    "hardverify_math": load_hardverify,
+    "gsm8k": load_gsm8k,
+    "qwen25_math": load_qwen_math,
+}
+
+
+def subsample(items: list[JudgeItem], n: int | None, seed: int) -> list[JudgeItem]:
+    if n is None or n >= len(items):
+        return items
+    return random.Random(seed).sample(items, n)
+
+
+class Replay(BaseVerifier):
+    """Results computed earlier, looked up by item id (to compose the cascade without rerunning)."""
+
+    def __init__(self, name: str, results: dict[str, VerifierResult]) -> None:
+        self.name = name
+        self.results = results
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        return [self.results[item.id] for item in items]
+
+
+def run_verifier(
+    verifier: Verifier, items: list[JudgeItem], chunk: int, label: str
+) -> tuple[list[VerifierResult], float]:
+    from tqdm import tqdm
+
+    results: list[VerifierResult] = []
+    start = time.perf_counter()
+    with tqdm(total=len(items), desc=label, unit="item", leave=False, file=sys.stderr) as bar:
+        for lo in range(0, len(items), chunk):
+            batch = items[lo : lo + chunk]
+            results += verifier.verify(batch)
+            bar.update(len(batch))
+    return results, time.perf_counter() - start
+
+
+def score_row(
+    name: str, items: list[JudgeItem], results: list[VerifierResult], seconds: float
+) -> dict[str, Any]:
+    judged = [
+        (it.label, r.score >= 0.5)
+        for it, r in zip(items, results, strict=True)
+        if r.score is not None
+    ]
+    metrics = binary_metrics([bool(t) for t, _ in judged], [p for _, p in judged])
+    correct_all = sum(1 for t, p in judged if t == p)
+    return {
+        "verifier": name,
+        "n": len(items),
+        "judged": len(judged),
+        "coverage": len(judged) / len(items) if items else None,
+        "accuracy": metrics.accuracy,
+        "f1": metrics.f1,
+        "kappa": metrics.kappa,
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+        "acc_all": correct_all / len(items) if items else None,
+        "confusion": {"tn": metrics.tn, "fp": metrics.fp, "fn": metrics.fn, "tp": metrics.tp},
+        "seconds": round(seconds, 3),
+        "items_per_s": len(items) / seconds if seconds > 0 else None,
+    }
+
+
+def build(name: str, args: argparse.Namespace) -> Verifier:
+    if name == "math":
+        return build_verifier("math", workers=args.math_workers, timeout=args.math_timeout)
+    if name == "generative":
+        options: dict[str, Any] = {
+            "model": args.model,
+            "base_url": args.base_url,
+            "served_model": args.served_model,
+            "reward": "binary",
+            "template": args.template,
+            "batch_size": args.batch_size,
+        }
+        return build_verifier("generative", **options)
+    return build_verifier(name)
+
+
+def evaluate_dataset(
+    dataset: str, items: list[JudgeItem], verifiers: Sequence[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    by_name: dict[str, tuple[list[VerifierResult], float]] = {}
+    for name in verifiers:
+        if name == "cascade":
+            continue
+        verifier = build(name, args)
+        try:
+            by_name[name] = run_verifier(verifier, items, args.chunk, f"{dataset}/{name}")
+        finally:
+            verifier.close()
+        rows.append(score_row(name, items, *by_name[name]))
+        print(f"  {dataset:16s} {name:10s} done in {by_name[name][1]:.1f} s", file=sys.stderr)
+    if "cascade" in verifiers and {"math", "generative"} <= by_name.keys():
+        (math_res, math_s), (gen_res, gen_s) = by_name["math"], by_name["generative"]
+        ids = [it.id for it in items]
+        judge = Replay("generative", dict(zip(ids, gen_res, strict=True)))
+        cascade = CascadeVerifier(
+            Replay("math", dict(zip(ids, math_res, strict=True))), judge=judge
+        )
+        results = cascade.verify(items)
+        escalated = sum(1 for r in math_res if not accepted_by_rule(r))
+        # time: the rule on everything plus the judge on the escalated share
+        seconds = math_s + gen_s * escalated / max(len(items), 1)
+        row = score_row("cascade", items, results, seconds)
+        row["escalated"] = escalated
+        rows.append(row)
+    for row in rows:
+        row["dataset"] = dataset
+    return rows
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | verifier | n | judged | coverage | accuracy | F1 | kappa "
+        "| acc (unjudged=wrong) | items/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['verifier']} | {r['n']} | {r['judged']} | {fmt(r['coverage'])} "
+            f"| {fmt(r['accuracy'])} | {fmt(r['f1'])} | {fmt(r['kappa'])} | {fmt(r['acc_all'])} "
+            f"| {fmt(r['items_per_s'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", type=Path, help="write all rows and the configuration here")
+    p.add_argument("--quick", action="store_true", help="40 items per dataset (a fast check)")
+    p.add_argument("--limit", type=int, help="at most this many items per dataset (seeded sample)")
+    p.add_argument(
+        "--gsm8k-sample",
+        type=int,
+        default=400,
+        help="GSM8K triples to sample of 5,276 (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    p.add_argument("--verifiers", nargs="+", choices=ALL_VERIFIERS, default=list(ALL_VERIFIERS))
+    p.add_argument("--model", help="generative judge: model folder (default: embedded 135M)")
+    p.add_argument("--base-url", action="append", help="generative judge: OpenAI-compatible server")
+    p.add_argument("--served-model", help="generative judge: model name on the server")
+    p.add_argument("--template", default="paper", help="judge template (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="generative: items per model batch")
+    p.add_argument("--chunk", type=int, default=64, help="items per verify() call")
+    p.add_argument("--math-workers", type=int, default=2)
+    p.add_argument("--math-timeout", type=float, default=5.0)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit = 40 if args.quick else args.limit
+    rows: list[dict[str, Any]] = []
+    sizes: dict[str, int] = {}
+    started = time.perf_counter()
+    for dataset in args.datasets:
+        items = DATASETS[dataset]()
+        if dataset == "gsm8k":
+            items = subsample(items, args.gsm8k_sample, args.seed)
+        items = subsample(items, limit, args.seed)
+        sizes[dataset] = len(items)
+        print(
+            f"{dataset}: {len(items)} items, {sum(bool(i.label) for i in items)} labeled YES",
+            file=sys.stderr,
+        )
+        rows += evaluate_dataset(dataset, items, args.verifiers, args)
+    table = markdown_table(rows)
+    print(table)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        payload = {
+            "config": config,
+            "sizes": sizes,
+            "rows": rows,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "table": table,
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
