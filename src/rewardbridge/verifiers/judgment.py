@@ -1,0 +1,149 @@
+"""Rewards from the judge's first generated token (paper Eq. 3 and Eq. 4), as pure functions.
+
+Let c be the token at the first generated position and p the softmax over the whole vocabulary
+there (a ``FirstToken``):
+
+- ``binary_reward`` (Eq. 3): 1 if c is YES, 0 if c is NO. The backend decides c: greedy by
+  default (deterministic), sampled when asked (the paper samples).
+- ``soft_reward`` (Eq. 4): p(c) if c is YES, 1 - p(c) if c is NO.
+- ``soft_normalized_reward`` (the authors' later code): p(yes) / (p(yes) + p(no)), each summed
+  over every case and whitespace variant present ("YES", "Yes", "yes", " YES", ...).
+
+Departure from the paper: where c is neither YES nor NO, Eq. 3 and Eq. 4 give 0; here the item is
+NOT judged (``Status.NO_JUDGMENT``, score ``None``), so training skips it instead of punishing a
+response for the judge's failure. ``soft_normalized_reward`` needs no c: it is unjudged only when
+no variant of either word is visible (a remote top-k without them).
+
+Which tokens are variants: a token text counts as YES (NO) when the backend resolved it so in
+``FirstToken.judgment_tokens`` (the first piece of a word the tokenizer splits, see
+``rewardbridge.verifiers.backends.transformers_backend.resolve_judgment_tokens``), else when
+its text, whitespace stripped, equals the word case-insensitively. The judgment words come from
+the template (YES/NO for the paper, Yes/No for general-verifier); results always say "YES"/"NO".
+
+``p_yes`` / ``p_no`` on a result are the summed variant probabilities (as in the normalised
+reward), whichever reward is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rewardbridge.verifiers.backends.base import FirstToken
+from rewardbridge.verifiers.base import Status, VerifierResult
+
+YES, NO = "YES", "NO"
+REWARDS: tuple[str, ...] = ("binary", "soft", "soft-normalized")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgmentWords:
+    """The words a template tells the judge to emit; matched case-insensitively."""
+
+    yes: str = YES
+    no: str = NO
+
+
+PAPER_WORDS = JudgmentWords()
+
+
+def classify_token(token: str, first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> str | None:
+    """ "YES", "NO", or None for a token text of this first position."""
+    resolved = first.judgment_tokens.get(token)
+    if resolved is not None:
+        return resolved
+    text = token.strip().casefold()
+    if text == words.yes.casefold():
+        return YES
+    if text == words.no.casefold():
+        return NO
+    return None
+
+
+def judgment_probabilities(
+    first: FirstToken, words: JudgmentWords = PAPER_WORDS
+) -> tuple[float, float]:
+    """(p_yes, p_no): probabilities summed over every variant present in ``first.logprobs``."""
+    p_yes = p_no = 0.0
+    for token, logprob in first.logprobs.items():
+        side = classify_token(token, first, words)
+        if side == YES:
+            p_yes += math.exp(logprob)
+        elif side == NO:
+            p_no += math.exp(logprob)
+    return min(p_yes, 1.0), min(p_no, 1.0)
+
+
+def chosen_judgment(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> str | None:
+    """The judgment of the emitted token c: "YES", "NO" or None."""
+    return classify_token(first.chosen, first, words)
+
+
+def binary_reward(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> float | None:
+    """Eq. 3: 1.0 if c is YES, 0.0 if c is NO, None (not judged) otherwise."""
+    judgment = chosen_judgment(first, words)
+    if judgment is None:
+        return None
+    return 1.0 if judgment == YES else 0.0
+
+
+def soft_reward(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> float | None:
+    """Eq. 4: p(c) if c is YES, 1 - p(c) if c is NO, None otherwise (or if p(c) is not given)."""
+    judgment = chosen_judgment(first, words)
+    logprob = first.logprobs.get(first.chosen)
+    if judgment is None or logprob is None:
+        return None
+    p = min(math.exp(logprob), 1.0)
+    return p if judgment == YES else 1.0 - p
+
+
+def soft_normalized_reward(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> float | None:
+    """p(yes) / (p(yes) + p(no)) over all variants; None when no variant is visible."""
+    p_yes, p_no = judgment_probabilities(first, words)
+    if p_yes + p_no <= 0.0:
+        return None
+    return p_yes / (p_yes + p_no)
+
+
+RewardFunction = Callable[[FirstToken, JudgmentWords], "float | None"]
+REWARD_FUNCTIONS: dict[str, RewardFunction] = {
+    "binary": binary_reward,
+    "soft": soft_reward,
+    "soft-normalized": soft_normalized_reward,
+}
+
+
+def check_reward(reward: str) -> str:
+    """Accept ``soft_normalized`` for ``soft-normalized``; raise naming the choices otherwise."""
+    name = reward.replace("_", "-")
+    if name not in REWARD_FUNCTIONS:
+        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+    return name
+
+
+def first_token_result(
+    first: FirstToken, reward: str = "binary", words: JudgmentWords = PAPER_WORDS
+) -> VerifierResult:
+    """A ``VerifierResult`` (score, judgment, p_yes, p_no) from one first-token distribution.
+
+    ``judgment`` is the emitted token's for binary/soft; for soft-normalized it is the emitted
+    token's when that is a judgment word, else the likelier of the two words.
+    """
+    name = check_reward(reward)
+    score = REWARD_FUNCTIONS[name](first, words)
+    p_yes, p_no = judgment_probabilities(first, words)
+    judgment = chosen_judgment(first, words)
+    if score is None:
+        if judgment is None:
+            reason = f"first token {first.chosen!r} is neither {words.yes!r} nor {words.no!r}"
+        elif name == "soft":
+            reason = f"backend gave no log-probability for the chosen token {first.chosen!r}"
+        else:
+            reason = "no variant of the judgment words among the visible tokens"
+        return VerifierResult.failed(
+            Status.NO_JUDGMENT, reason, judgment=judgment, p_yes=p_yes, p_no=p_no
+        )
+    if judgment is None:  # soft-normalized scores without a judgment token
+        judgment = YES if p_yes >= p_no else NO
+    return VerifierResult.ok(score, judgment=judgment, p_yes=p_yes, p_no=p_no)
