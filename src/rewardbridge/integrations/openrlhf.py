@@ -1,0 +1,49 @@
+"""OpenRLHF's reward-function file convention, and the remote-server usage.
+
+OpenRLHF (checked against 0.10: dotted flags) takes ``--reward.remote_url`` as either
+
+- an HTTP URL: it POSTs ``{"query", "prompts", "labels"}`` and reads ``rewards``/``scores``/
+  ``extra_logs``: point it at ``rewardbridge serve`` (``http://HOST:8000/get_reward``), which
+  batches the per-sample requests of all rollout workers;
+- a ``.py`` file: it imports the file and calls ``reward_func(queries, prompts, labels,
+  **kwargs)`` on each chunk of samples. ``examples/openrlhf/reward_func.py`` re-exports
+  ``reward_func`` from here.
+
+Older releases spell the flag ``--remote_rm_url``. The label of a sample (``--data.label_key``)
+is the reference answer, or a JSON object with ``question`` and ``reference``. Both paths
+return the same thing: unjudged samples get ``REWARDBRIDGE_FALLBACK_REWARD`` (default 0.0) and
+a 1 in ``extra_logs["unjudged"]``, whose mean OpenRLHF logs as the unjudged rate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rewardbridge.integrations.common import shared_verifier
+from rewardbridge.serving.schema import OpenRLHFRequest, items_from_openrlhf, openrlhf_response
+
+
+def reward_func(
+    queries: Sequence[str],
+    prompts: Sequence[str],
+    labels: Sequence[Any],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """OpenRLHF's ``reward_func``: ``{"rewards", "scores", "extra_logs"}`` as float tensors.
+
+    The verifier comes from the environment (``REWARDBRIDGE_VERIFIER``, ``REWARDBRIDGE_URL``;
+    see ``rewardbridge.integrations.common``), built once per process.
+    """
+    import torch
+
+    request = OpenRLHFRequest(query=list(queries), prompts=list(prompts), labels=list(labels))
+    results = shared_verifier().verify(items_from_openrlhf(request))
+    fallback = float(os.environ.get("REWARDBRIDGE_FALLBACK_REWARD", "0.0"))
+    out = openrlhf_response(results, fallback_reward=fallback)
+    return {
+        "rewards": torch.tensor(out.rewards, dtype=torch.float32),
+        "scores": torch.tensor(out.scores, dtype=torch.float32),
+        "extra_logs": {k: torch.tensor(v, dtype=torch.float32) for k, v in out.extra_logs.items()},
+    }
