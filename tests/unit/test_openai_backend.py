@@ -325,3 +325,16 @@ def test_close_is_idempotent_and_final(fake: FakeVLLM) -> None:
     b.close()
     with pytest.raises(RuntimeError, match="closed"):
         b.first_tokens([judge_conversation("a", "a")])
+
+
+def test_a_dropped_backend_stops_its_thread(fake: FakeVLLM) -> None:
+    import gc
+
+    b = backend(fake.url)
+    b.first_tokens([judge_conversation("a", "a")])
+    thread = b._thread
+    assert thread is not None and thread.is_alive()
+    del b
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()

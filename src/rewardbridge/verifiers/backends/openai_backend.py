@@ -30,6 +30,7 @@ import math
 import random
 import threading
 import time
+import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -210,6 +211,7 @@ class OpenAIBackend:
         self._semaphore: asyncio.Semaphore | None = None
         self._model_lock: asyncio.Lock | None = None
         self._closed = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
     def base_urls(self) -> list[str]:
@@ -247,9 +249,8 @@ class OpenAIBackend:
                 asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
             except Exception as exc:  # closing must not raise on a half-broken connection
                 log.debug("closing the HTTP client failed: %s", exc)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
+        if self._finalizer is not None:
+            self._finalizer()
 
     def __enter__(self) -> OpenAIBackend:
         return self
@@ -270,6 +271,8 @@ class OpenAIBackend:
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
+                # a backend dropped without close() still stops its thread
+                self._finalizer = weakref.finalize(self, _stop_loop, loop, thread)
             return self._loop
 
     @staticmethod
@@ -433,6 +436,15 @@ class OpenAIBackend:
             return last.retry_after
         cap = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return cap / 2 + random.uniform(0, cap / 2)
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    if loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    if threading.current_thread() is not thread:
+        thread.join(timeout=5)
+        loop.close()
 
 
 def _error_message(response: httpx.Response) -> str:
