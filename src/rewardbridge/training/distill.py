@@ -1,0 +1,498 @@
+"""Verifier distillation (paper §7): collect a teacher's judgments, then fine-tune a compact judge.
+
+``collect``: for prompts (questions with references), take n responses each (sampled from a
+policy, or read from a rollouts file), judge every (question, reference, response) with a
+teacher verifier (any backend; or the dataset's gold labels), and append one
+``DistillRecord`` per judged response to a JSONL file. Reruns skip the ids already written.
+Items the teacher did not judge are skipped and counted, never recorded as NO.
+
+``train_verifier``: SFT of the student on those records with the exact judge prompt and the
+loss on the judgment token only (``rewardbridge.training.sft_data``), on TRL's SFTTrainer;
+full fine-tuning or LoRA (merged before saving). The output folder is a plain Hugging Face
+model (weights, tokenizer, chat template) that ``GenerativeVerifier(model=DIR)`` loads.
+
+Departures from the paper: the paper samples responses from an RLOO run of the improving policy
+(realistic noise); ``collect`` samples a fixed policy or reads rollouts you saved from any run.
+The paper's SFT uses batch 128, 1 epoch, lr ~5e-6 on 160k records; defaults here are for small
+students and small sets (lr 1e-5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.verifiers.base import Verifier
+from rewardbridge.verifiers.text import final_step
+
+log = logging.getLogger(__name__)
+
+LABELS_TEACHER = "labels"
+
+
+@dataclass(frozen=True, slots=True)
+class DistillRecord:
+    """One teacher judgment: the student's training example."""
+
+    id: str
+    prompt_id: str
+    question: str
+    reference: str
+    final_step: str
+    judgment: str  # "YES" or "NO"
+    teacher_p_yes: float | None
+    label: bool | None = None
+    domain: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CollectStats:
+    """What a collect run did; ``unjudged`` counts items the teacher could not judge, by status."""
+
+    written: int = 0
+    already_done: int = 0
+    unjudged: dict[str, int] = field(default_factory=dict)
+    prompt_ids: set[str] = field(default_factory=set)
+
+    @property
+    def unjudged_total(self) -> int:
+        return sum(self.unjudged.values())
+
+
+def prompt_ids_path(output: str | Path) -> Path:
+    """Where the prompt ids of a collect run go: ``OUT.prompt_ids.txt`` beside ``OUT.jsonl``."""
+    out = Path(output)
+    return out.with_name(f"{out.stem}.prompt_ids.txt")
+
+
+def prompt_id_of(item: JudgeItem) -> str:
+    """The prompt an item answers: ``metadata["prompt_id"]``, else a hash of question+reference."""
+    explicit = item.metadata.get("prompt_id")
+    if explicit is not None:
+        return str(explicit)
+    digest = hashlib.sha1(f"{item.question}\x00{item.reference}".encode()).hexdigest()
+    return f"q{digest[:12]}"
+
+
+def rollout_items(
+    examples: Sequence[Example], responses: Sequence[Sequence[str]]
+) -> list[JudgeItem]:
+    """JudgeItems ``<example id>#<k>`` for the k-th response to each example."""
+    if len(examples) != len(responses):
+        raise ValueError(f"{len(examples)} examples but {len(responses)} response lists")
+    return [
+        JudgeItem(
+            id=f"{ex.id}#{k}",
+            question=ex.question,
+            reference=ex.reference,
+            response=response,
+            domain=ex.domain,
+            metadata={"prompt_id": ex.id},
+        )
+        for ex, group in zip(examples, responses, strict=True)
+        for k, response in enumerate(group)
+    ]
+
+
+def read_records(path: str | Path) -> list[DistillRecord]:
+    """The records of a collect output; a bad line raises ``DataError`` naming it."""
+    from rewardbridge.data.loaders import DataError
+
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                out.append(DistillRecord(**raw))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise DataError(f"{path}:{lineno}: not a distillation record ({exc})") from None
+            if raw["judgment"] not in ("YES", "NO"):
+                raise DataError(f"{path}:{lineno}: field 'judgment' must be YES or NO")
+    return out
+
+
+def done_ids(path: str | Path) -> set[str]:
+    """Ids already written to a collect output (a torn last line is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    done = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    done.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError):
+                    continue  # a torn last line from an interrupted run: judged again
+    return done
+
+
+def _batched(items: Iterable[JudgeItem], size: int) -> Iterator[list[JudgeItem]]:
+    batch: list[JudgeItem] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _judge_with_labels(items: Sequence[JudgeItem]) -> list[tuple[str, float] | str]:
+    out: list[tuple[str, float] | str] = []
+    for item in items:
+        if item.label is None:
+            out.append("no_label")
+        elif not item.response.strip():
+            out.append("empty_response")
+        else:
+            out.append(("YES", 1.0) if item.label else ("NO", 0.0))
+    return out
+
+
+def _judge_with_verifier(
+    verifier: Verifier, items: Sequence[JudgeItem]
+) -> list[tuple[str, float] | str]:
+    out: list[tuple[str, float] | str] = []
+    for result in verifier.verify(items):
+        if not result.judged or result.score is None:
+            out.append(result.status.value)
+            continue
+        judgment = result.judgment or ("YES" if result.score >= 0.5 else "NO")
+        p_yes = result.p_yes if result.p_yes is not None else result.score
+        out.append((judgment.upper(), float(p_yes)))
+    return out
+
+
+def collect(
+    items: Iterable[JudgeItem],
+    teacher: Verifier | str,
+    output: str | Path,
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> CollectStats:
+    """Judge ``items`` with ``teacher`` (a verifier, or ``"labels"``) and append records to
+    ``output``; ids already there are skipped (a repeated input id is made unique by its
+    occurrence, ``<id>~<k>``). Writes ``OUT.prompt_ids.txt`` at the end."""
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = done_ids(out)
+    stats = CollectStats()
+    if teacher != LABELS_TEACHER and isinstance(teacher, str):
+        raise ValueError(f"teacher must be a verifier or {LABELS_TEACHER!r}, got {teacher!r}")
+
+    seen: dict[str, int] = {}
+
+    def pending() -> Iterator[JudgeItem]:
+        for item in items:
+            stats.prompt_ids.add(prompt_id_of(item))
+            repeat = seen.get(item.id, 0)
+            seen[item.id] = repeat + 1
+            if repeat:  # a repeated input id: the k-th repeat is <id>~<k>, stable across runs
+                item = replace(item, id=f"{item.id}~{repeat}")
+            if item.id in done:
+                stats.already_done += 1
+                if progress:
+                    progress(1)
+                continue
+            yield item
+
+    with open(out, "a", encoding="utf-8") as fh:
+        for batch in _batched(pending(), batch_size):
+            verdicts = (
+                _judge_with_labels(batch)
+                if isinstance(teacher, str)
+                else _judge_with_verifier(teacher, batch)
+            )
+            for item, verdict in zip(batch, verdicts, strict=True):
+                if isinstance(verdict, str):
+                    stats.unjudged[verdict] = stats.unjudged.get(verdict, 0) + 1
+                    continue
+                judgment, p_yes = verdict
+                record = DistillRecord(
+                    id=item.id,
+                    prompt_id=prompt_id_of(item),
+                    question=item.question,
+                    reference=item.reference,
+                    final_step=final_step(item.response),
+                    judgment=judgment,
+                    teacher_p_yes=p_yes,
+                    label=item.label,
+                    domain=item.domain,
+                )
+                fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                stats.written += 1
+            fh.flush()
+            if progress:
+                progress(len(batch))
+    ids_file = prompt_ids_path(out)
+    previous = set(ids_file.read_text().split()) if ids_file.exists() else set()
+    ids_file.write_text("".join(f"{p}\n" for p in sorted(previous | stats.prompt_ids)))
+    return stats
+
+
+def sample_items(
+    policy: Any,
+    examples: Sequence[Example],
+    *,
+    n: int,
+    skip_ids: set[str] | None = None,
+    chunk: int = 8,
+    **generation: Any,
+) -> Iterator[JudgeItem]:
+    """Sample ``n`` responses per example from ``policy``, ``chunk`` prompts at a time; prompts
+    whose n items are all in ``skip_ids`` are not sampled again (resume)."""
+    from rewardbridge.training.generation import generate_responses, load_policy
+
+    skip_ids = skip_ids or set()
+    todo = [ex for ex in examples if any(f"{ex.id}#{k}" not in skip_ids for k in range(n))]
+    todo_ids = {ex.id for ex in todo}
+    for ex in examples:
+        if ex.id not in todo_ids:
+            for k in range(n):  # judged in an earlier run: passed on (and skipped), not sampled
+                yield JudgeItem(
+                    id=f"{ex.id}#{k}",
+                    question=ex.question,
+                    reference=ex.reference,
+                    response="",
+                    metadata={"prompt_id": ex.id},
+                )
+    if not todo:
+        return
+    loaded = load_policy(policy)  # once, not per chunk
+    seed = int(generation.pop("seed", 0))
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        responses = generate_responses(loaded, part, n=n, seed=seed + start, **generation)
+        yield from rollout_items(part, responses)
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistillTrainConfig:
+    """SFT settings of the student verifier."""
+
+    epochs: float = 1.0
+    """passes over the records (the paper: 1)"""
+    learning_rate: float = 1e-5
+    """peak learning rate (the paper: ~5e-6 for a 7B student)"""
+    batch_size: int = 8
+    """sequences per optimizer step (before gradient accumulation)"""
+    gradient_accumulation_steps: int = 1
+    max_length: int = 1024
+    """longest judge prompt + 1 token kept; longer records are skipped and counted"""
+    max_steps: int = -1
+    """stop after this many optimizer steps (-1: run the epochs)"""
+    lora: bool = False
+    """train LoRA adapters (merged into the weights before saving) instead of all weights"""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    warmup_ratio: float = 0.0
+    balance: bool = False
+    """down-sample the majority judgment so YES and NO are equally frequent"""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0,
+            "learning_rate": self.learning_rate > 0,
+            "batch_size": self.batch_size >= 1,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
+            "max_length": self.max_length >= 16,
+            "max_steps": self.max_steps == -1 or self.max_steps >= 1,
+            "lora_r": self.lora_r >= 1,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"DistillTrainConfig.{name}: invalid value {getattr(self, name)!r}"
+                )
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    output_dir: str
+    examples: int
+    yes: int
+    no: int
+    skipped_too_long: int
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_trainer(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    work_dir: str | Path,
+    config: DistillTrainConfig | None = None,
+    *,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[Any, Any, dict[str, int]]:
+    """TRL's SFTTrainer on the judgment-token examples of ``records``: (trainer, tokenizer, counts).
+
+    The dataset is pre-tokenized (``input_ids`` + ``completion_mask``); with
+    ``completion_only_loss=True`` TRL sets the label of every other position to -100.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from rewardbridge.models import resolve_model
+    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
+
+    config = config or DistillTrainConfig()
+    rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]
+    if config.balance:
+        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
+    if not rows:
+        raise ValueError("no training records (after class balancing)")
+    yes = sum(r["judgment"] == "YES" for r in rows)
+
+    source = resolve_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
+    if not built.examples:
+        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
+    if built.too_long:
+        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
+    eval_dataset = None
+    if eval_records:
+        eval_rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in eval_records]
+        eval_built = build_sft_examples(eval_rows, tokenizer, max_length=config.max_length)
+        eval_dataset = Dataset.from_list(eval_built.examples) if eval_built.examples else None
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    args = SFTConfig(
+        output_dir=str(Path(work_dir) / "trainer"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=config.warmup_ratio,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(built.examples),
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    counts = {
+        "examples": len(built.examples),
+        "yes": yes,
+        "no": len(rows) - yes,
+        "skipped_too_long": built.too_long,
+    }
+    return trainer, tokenizer, counts
+
+
+def train_verifier(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    output_dir: str | Path,
+    config: DistillTrainConfig | None = None,
+    *,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
+) -> TrainSummary:
+    """Fine-tune ``base_model`` on the judgment token of ``records``; save a plain HF folder
+    (atomically: built beside ``output_dir``, then renamed over it)."""
+    import time
+
+    from rewardbridge.models import resolve_model
+
+    config = config or DistillTrainConfig()
+    output = Path(output_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        trainer, tokenizer, counts = build_trainer(
+            records, base_model, work, config, eval_records=eval_records
+        )
+        start = time.perf_counter()
+        result = trainer.train()
+        eval_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
+        seconds = time.perf_counter() - start
+
+        trained = trainer.model
+        if config.lora:
+            trained = trained.merge_and_unload()
+        final = work / "model"
+        trained.save_pretrained(final, safe_serialization=True)
+        tokenizer.save_pretrained(final)
+        summary = TrainSummary(
+            output_dir=str(output),
+            steps=int(result.global_step),
+            train_loss=None if result.training_loss is None else float(result.training_loss),
+            eval_loss=None if eval_loss is None else float(eval_loss),
+            seconds=round(seconds, 1),
+            **counts,
+        )
+        (final / "distill.json").write_text(
+            json.dumps(
+                {
+                    "base_model": resolve_model(base_model),
+                    "config": asdict(config),
+                    "summary": summary.to_dict(),
+                },
+                indent=2,
+            )
+        )
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(final, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
