@@ -181,6 +181,21 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
         load_examples(tmp_path / "nope.jsonl")
 
 
+def test_folder_that_is_not_a_saved_dataset(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(
+        DataError, match=r"plain: a folder, but not one written by Dataset\.save_to_disk"
+    ):
+        load_examples(tmp_path / "plain")
+
+
+def test_jsonl_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"question": "q", "answer": "a"}).encode())
+    assert load_examples(path)[0].reference == "a"
+
+
 def test_count_records_jsonl_without_final_newline(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}')

@@ -204,7 +204,7 @@ def _raw_records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -216,7 +216,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _json_rows(path: Path) -> list[Any]:
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:
             doc = json.load(f)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
@@ -238,7 +238,12 @@ def _load_hf_dataset(path: Path) -> Any:
     from datasets.dataset_dict import DatasetDict
     from datasets.load import load_from_disk
 
-    ds = load_from_disk(str(path))
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"{path}: a folder, but not one written by Dataset.save_to_disk ({exc})"
+        ) from None
     if isinstance(ds, DatasetDict):
         if len(ds) != 1:
             raise DataError(
