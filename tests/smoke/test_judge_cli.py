@@ -99,6 +99,24 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path: Path) -> None:
     assert "records" in rerun.stdout and f"{len(good)} (" in rerun.stdout
 
 
+def test_sigterm_stops_cleanly_with_a_summary(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    good = make_input(src)
+    args = [*cli(), "judge", str(src), "-o", str(out), "--skip-invalid", "--batch-size", "1"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while count_lines(out) < 20 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "a rerun resumes" in err
+    lines = out.read_text().splitlines()
+    assert 20 <= len(lines) < len(good) and all(json.loads(line)["id"] for line in lines)
+    summary = json.loads(Path(f"{out}.summary.json").read_text())
+    assert summary["complete"] is False and summary["total"] == len(lines)
+
+
 def test_generative_judge_on_the_sample(tmp_path: Path, real_model_dir: Path) -> None:
     """The paper's judge (embedded 135M model) through the CLI on a few sample questions."""
     pytest.importorskip("rewardbridge.verifiers.generative")

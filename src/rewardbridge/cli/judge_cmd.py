@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from types import FrameType
 
 from rewardbridge.cli.verifier_args import add_verifier_arguments, verifier_from_args
 
@@ -44,6 +46,8 @@ def _judge(args: argparse.Namespace) -> int:
 
     fields = FieldMap.parse(args.fields)
     verifier = verifier_from_args(args)
+    # `kill` stops like Ctrl-C: the summary is written (complete: false) and the rerun resumes.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = judge_file(
             args.input,
@@ -56,6 +60,11 @@ def _judge(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         verifier.close()
     print(summary.table())
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
