@@ -250,7 +250,6 @@ class MathVerifier(BaseVerifier):
         self.timeout = float(timeout)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._judge: Callable[[str, str, MathVerifyConfig], VerifierResult] = _safe_judge
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
         results: list[VerifierResult | None] = [None] * len(items)
@@ -268,7 +267,7 @@ class MathVerifier(BaseVerifier):
             tasks.append((item.reference, answer, config))
             positions.append(i)
         if self.workers == 0:
-            judged = [self._judge(*task) for task in tasks]
+            judged = [_safe_judge(*task) for task in tasks]
         else:
             judged = self._run_in_pool(tasks)
         for i, res in zip(positions, judged, strict=True):
@@ -286,8 +285,16 @@ class MathVerifier(BaseVerifier):
             max_workers=self.workers, mp_context=_mp_context(), initializer=_init_worker
         )
         # Start every worker (and its math-verify import) before any item's clock runs.
-        for fut in [executor.submit(_warm_up) for _ in range(self.workers)]:
-            fut.result()
+        try:
+            for fut in [executor.submit(_warm_up) for _ in range(self.workers)]:
+                fut.result()
+        except BrokenProcessPool as exc:
+            _kill(executor)
+            raise RuntimeError(
+                "math verifier: worker processes failed to start. A script that judges with "
+                "workers >= 1 must guard its entry point with `if __name__ == '__main__':` "
+                "(multiprocessing re-imports it in each worker), or use workers=0"
+            ) from exc
         return executor
 
     def _run_in_pool(self, tasks: Sequence[Task]) -> list[VerifierResult]:
@@ -301,7 +308,7 @@ class MathVerifier(BaseVerifier):
             while queue or running:
                 while queue and len(running) < self.workers:
                     i = queue.popleft()
-                    fut = self._executor.submit(self._judge, *tasks[i])
+                    fut = self._executor.submit(_safe_judge, *tasks[i])
                     running[fut] = (i, time.monotonic() + self.timeout)
                 next_deadline = min(deadline for _, deadline in running.values())
                 done, _ = wait(
