@@ -1,0 +1,328 @@
+"""Reward-server load test: many single-sample OpenRLHF clients vs in-process batched scoring.
+
+    python benchmarks/server_load.py --quick                        # cost-model double, seconds
+    python benchmarks/server_load.py --verifier generative --json out.json  # the headline
+
+Same items, same run: (1) the verifier scores them in-process in batches of
+``--max-batch-size``, (2) a ``rewardbridge`` server in a subprocess on loopback serves them to
+``--clients`` concurrent clients, each sending one sample per POST /get_reward (OpenRLHF's
+shape: chat-templated query, prompt, JSON label). Reported: throughput of both and their ratio,
+p50/p99 request latency, lost / duplicated / mismatched answers (every item must get exactly
+one reward, equal to the in-process one; the server's item counter must equal the requests),
+and the server's RSS sampled through the run (start, end, max).
+
+``--verifier cost-model`` is a test double whose batch costs ``--batch-overhead-ms`` plus
+``--item-ms`` per item (sleeping, like a GPU forward); any registry name (``generative``,
+``contains``...) builds the real verifier in both the benchmark and the server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / "datasets" / "hardverify_math" / "HardVerify-Math_pairs.jsonl"
+CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
+
+
+class CostModelVerifier:
+    """Scores like ``contains`` (reference in response) at a fixed cost per batch and per item."""
+
+    name = "cost-model"
+
+    def __init__(self, batch_overhead_ms: float = 40.0, item_ms: float = 1.0) -> None:
+        self.batch_overhead_s = batch_overhead_ms / 1000.0
+        self.item_s = item_ms / 1000.0
+
+    def verify(self, items: Sequence[Any]) -> list[Any]:
+        from rewardbridge.verifiers.base import Status, VerifierResult
+
+        time.sleep(self.batch_overhead_s + self.item_s * len(items))
+        return [
+            VerifierResult.ok(1.0 if it.reference.strip() in it.response else 0.0)
+            if it.response.strip()
+            else VerifierResult.failed(Status.EMPTY_RESPONSE, "empty response")
+            for it in items
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def build(args: argparse.Namespace) -> Any:
+    if args.verifier == "cost-model":
+        return CostModelVerifier(args.batch_overhead_ms, args.item_ms)
+    from rewardbridge.verifiers.registry import build_verifier
+
+    options: dict[str, Any] = {}
+    if args.model:
+        options["model"] = args.model
+    if args.verifier == "generative":
+        options["batch_size"] = args.max_batch_size
+    return build_verifier(args.verifier, **options)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Child process: the reward server on loopback."""
+    import uvicorn
+
+    from rewardbridge.serving.app import ServerConfig, create_app
+
+    config = ServerConfig(
+        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=100_000
+    )
+    uvicorn.run(
+        create_app(build(args), config),
+        host="127.0.0.1",
+        port=args.serve,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def load_items(args: argparse.Namespace) -> list[Any]:
+    from rewardbridge.data.loaders import load_judge_items
+
+    items = load_judge_items(args.data)
+    while len(items) < args.items:
+        items = items + items
+    return [it for it in items[: args.items]]
+
+
+def openrlhf_body(item: Any) -> dict[str, list[str]]:
+    prompt = CHATML.format(q=item.question)
+    label = json.dumps({"question": item.question, "reference": item.reference})
+    return {
+        "query": [prompt + item.response + "<|im_end|>"],
+        "prompts": [prompt],
+        "labels": [label],
+    }
+
+
+async def post_json(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, payload: Any
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 keep-alive POST. A minimal client on purpose: at 64 connections httpx's
+    connection pool costs this CPU more than the server does (60 vs 365 req/s measured), and
+    the benchmark must measure the server."""
+    body = json.dumps(payload).encode()
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next(
+        int(v)
+        for k, _, v in (ln.partition(":") for ln in lines[1:])
+        if k.lower() == "content-length"
+    )
+    return status, await reader.readexactly(length)
+
+
+async def run_clients(port: int, items: list[Any], clients: int) -> dict[str, Any]:
+    answers: dict[int, list[float]] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = iter(range(len(items)))
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for i in next_index:
+                start = time.perf_counter()
+                status, body = await post_json(
+                    reader, writer, "/get_reward", openrlhf_body(items[i])
+                )
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    errors.append(f"{status} {body[:200]!r}")
+                    continue
+                answers.setdefault(i, []).extend(json.loads(body)["rewards"])
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    seconds = time.perf_counter() - start
+    import httpx
+
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    return {
+        "answers": answers,
+        "latencies": latencies,
+        "errors": errors,
+        "seconds": seconds,
+        "metrics": metrics,
+    }
+
+
+def metric_sum(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--verifier", default="cost-model", help="cost-model or a registry name")
+    p.add_argument("--model", help="generative: model folder")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="judge items (JSONL)")
+    p.add_argument("--items", type=int, default=1024, help="requests in the load phase")
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--batch-overhead-ms", type=float, default=40.0, help="cost-model only")
+    p.add_argument("--item-ms", type=float, default=1.0, help="cost-model only")
+    p.add_argument("--quick", action="store_true", help="256 items, for a fast check")
+    p.add_argument("--json", dest="json_out", help="write the results here")
+    p.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # child process mode
+    args = p.parse_args(argv)
+    if args.serve:
+        return serve(args)
+    if args.quick:
+        args.items = min(args.items, 256)
+
+    items = load_items(args)
+    print(f"{len(items)} items from {args.data}; verifier {args.verifier}", flush=True)
+
+    # (1) in-process batched scoring, after one warm-up batch
+    verifier = build(args)
+    verifier.verify(items[: args.max_batch_size])
+    start = time.perf_counter()
+    baseline: list[float | None] = []
+    for i in range(0, len(items), args.max_batch_size):
+        baseline.extend(r.score for r in verifier.verify(items[i : i + args.max_batch_size]))
+    inproc_s = time.perf_counter() - start
+    verifier.close()
+    del verifier
+    inproc_rate = len(items) / inproc_s
+    print(f"in-process: {inproc_rate:.1f} items/s ({inproc_s:.1f} s)", flush=True)
+
+    # (2) the server in a subprocess, 64 single-sample clients
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", str(port), *(argv or sys.argv[1:])]
+    server = subprocess.Popen(cmd, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    url = f"http://127.0.0.1:{port}"
+    rss: list[tuple[float, float]] = []
+    stop = threading.Event()
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("reward server did not start")
+            time.sleep(0.2)
+        asyncio.run(run_clients(port, items[: args.clients], args.clients))  # warm-up
+        warm_rss = rss_mb(server.pid)
+
+        def sample() -> None:
+            t0 = time.perf_counter()
+            while not stop.wait(0.25):
+                rss.append((time.perf_counter() - t0, rss_mb(server.pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        load = asyncio.run(run_clients(port, items, args.clients))
+        stop.set()
+        sampler.join()
+        end_rss = rss_mb(server.pid)
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(30)
+
+    answers = load["answers"]
+    lost = [i for i in range(len(items)) if i not in answers]
+    duplicated = [i for i, a in answers.items() if len(a) != 1]
+    fallback = 0.0
+    mismatched = [
+        i
+        for i, a in answers.items()
+        if len(a) == 1 and a[0] != (baseline[i] if baseline[i] is not None else fallback)
+    ]
+    server_items = metric_sum(load["metrics"], "rewardbridge_items_total")
+    server_rate = len(items) / load["seconds"]
+    lat_ms = [x * 1000 for x in load["latencies"]]
+    batches = metric_sum(load["metrics"], "rewardbridge_batch_size_count")
+    batch_items = metric_sum(load["metrics"], "rewardbridge_batch_size_sum")
+    rss_values = [v for _, v in rss] or [end_rss]
+    result = {
+        "verifier": args.verifier,
+        "items": len(items),
+        "clients": args.clients,
+        "max_batch_size": args.max_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "inprocess_items_per_s": round(inproc_rate, 2),
+        "server_items_per_s": round(server_rate, 2),
+        "ratio": round(server_rate / inproc_rate, 3),
+        "latency_p50_ms": round(statistics.median(lat_ms), 1),
+        "latency_p99_ms": round(percentile(lat_ms, 99), 1),
+        "mean_server_batch": round(batch_items / batches, 1) if batches else None,
+        "http_errors": len(load["errors"]),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "mismatched_vs_inprocess": len(mismatched),
+        "server_items_counted": int(server_items),  # includes the warm-up requests
+        "expected_server_items": len(items) + min(args.clients, len(items)),
+        "rss_mb_after_warmup": round(warm_rss, 1),
+        "rss_mb_end": round(end_rss, 1),
+        "rss_mb_max": round(max(rss_values), 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)",
+    }
+    print(json.dumps(result, indent=2))
+    if load["errors"]:
+        print("first errors:", load["errors"][:3], file=sys.stderr)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+    ok = (
+        not (lost or duplicated or load["errors"])
+        and server_items == result["expected_server_items"]
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
