@@ -413,7 +413,7 @@ def build_trainer(
         completion_only_loss=True,
         bf16=False,
         fp16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         logging_steps=1,
         save_strategy="no",
         eval_strategy="no",
