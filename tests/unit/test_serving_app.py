@@ -110,6 +110,7 @@ def test_label_is_plain_reference_or_json_object() -> None:
     assert parse_label('{"question": "q?", "reference": "r"}', 0) == ("r", "q?")
     assert parse_label({"answer": "a"}, 0) == ("a", None)
     assert parse_label("{not json}", 0) == ("{not json}", None)
+    assert parse_label(18, 0) == ("18", None)
     with pytest.raises(ValueError, match=r"labels\[3\]"):
         parse_label('{"question": "q"}', 3)
 

@@ -67,7 +67,7 @@ class OpenRLHFRequest(BaseModel):
 
     query: list[str] = Field(min_length=1)
     prompts: list[str] | None = None
-    labels: list[str | dict[str, Any] | None] | None = None
+    labels: list[str | int | float | dict[str, Any] | None] | None = None
 
     @model_validator(mode="after")
     def _same_lengths(self) -> OpenRLHFRequest:
@@ -131,7 +131,9 @@ def question_from_prompt(prompt: str) -> str:
     return strip_special_tokens(prompt)
 
 
-def parse_label(label: str | dict[str, Any] | None, index: int) -> tuple[str, str | None]:
+def parse_label(
+    label: str | int | float | dict[str, Any] | None, index: int
+) -> tuple[str, str | None]:
     """(reference, question or None) from an OpenRLHF label.
 
     A label is the reference itself, or a JSON object (or dict) with ``reference`` (aliases:
@@ -139,6 +141,8 @@ def parse_label(label: str | dict[str, Any] | None, index: int) -> tuple[str, st
     """
     if label is None:
         raise ValueError(f"labels[{index}] is null; it must carry the reference answer")
+    if isinstance(label, (int, float)):  # a numeric answer column
+        return str(label), None
     obj: Any = label
     if isinstance(label, str):
         stripped = label.strip()
@@ -151,11 +155,12 @@ def parse_label(label: str | dict[str, Any] | None, index: int) -> tuple[str, st
     if not isinstance(obj, dict):
         return str(label), None
     for key in ("reference", "answer", "ground_truth"):
-        if isinstance(obj.get(key), str):
+        value = obj.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             question = obj.get("question")
-            return obj[key], question if isinstance(question, str) else None
+            return str(value), question if isinstance(question, str) else None
     raise ValueError(
-        f"labels[{index}] is a JSON object without a string 'reference' (or 'answer', "
+        f"labels[{index}] is a JSON object without a 'reference' (or 'answer', "
         f"'ground_truth') field"
     )
 
