@@ -198,3 +198,14 @@ def test_timeout_is_not_zero_and_the_pool_recovers() -> None:
         assert [out[0].score, out[2].score] == [1.0, 1.0]
         again = v.verify([_item("3", "$3$"), _item("3", "$4$")])
         assert [r.score for r in again] == [1.0, 0.0]
+
+
+def test_missing_math_verify_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "math_verify" else real(name)
+    )
+    with pytest.raises(ValueError, match=r"rewardbridge\[math\]"):
+        MathVerifier(workers=0)

@@ -40,6 +40,7 @@ Where we depart from plain ``parse``/``verify``:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -244,6 +245,10 @@ class MathVerifier(BaseVerifier):
             raise ValueError(f"workers must be >= 0 (0 = in the calling thread); got {workers}")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds; got {timeout}")
+        if importlib.util.find_spec("math_verify") is None:
+            raise ValueError(
+                "verifier 'math' needs the math-verify package: pip install 'rewardbridge[math]'"
+            )
         self.config = MathVerifyConfig.coerce(config)
         self.response_slot: ResponseSlot = response_slot
         self.workers = workers
