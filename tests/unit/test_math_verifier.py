@@ -209,3 +209,36 @@ def test_missing_math_verify_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     )
     with pytest.raises(ValueError, match=r"rewardbridge\[math\]"):
         MathVerifier(workers=0)
+
+
+def test_a_worker_that_dies_twice_is_a_backend_error() -> None:
+    """A killed worker breaks its pool: the item runs once more on a fresh pool, then gives up."""
+    import os
+    import signal
+    import time
+
+    stuck = _item(r"$9^{9^{9^{9}}}$", "$3$", id="stuck")
+    with MathVerifier(workers=1, timeout=60.0) as v:
+
+        def kill_worker_twice() -> None:
+            killed: set[int] = set()
+            deadline = time.monotonic() + 30
+            while len(killed) < 2 and time.monotonic() < deadline:
+                executor = v._executor
+                pids = set((getattr(executor, "_processes", None) or {}).keys()) - killed
+                if pids:
+                    time.sleep(1.0)  # let the worker start and take the item
+                    for pid in pids:
+                        os.kill(pid, signal.SIGKILL)
+                    killed |= pids
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_worker_twice)
+        killer.start()
+        start = time.monotonic()
+        out = v.verify([stuck])
+        killer.join()
+        assert out[0].status is Status.BACKEND_ERROR and out[0].score is None
+        assert "died twice" in (out[0].reason or "")
+        assert time.monotonic() - start < 30
+        assert v.verify([_item("3", "$3$")])[0].score == 1.0

@@ -197,7 +197,8 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 
 
 def _kill(executor: ProcessPoolExecutor) -> None:
-    """Stop an executor now, running items included (ProcessPoolExecutor cannot cancel them)."""
+    """Stop an executor now, running items included (ProcessPoolExecutor cannot cancel them;
+    before Python 3.14 its processes are reachable only through the private ``_processes``)."""
     kill_workers = getattr(executor, "kill_workers", None)  # Python >= 3.14
     processes = list((getattr(executor, "_processes", None) or {}).values())
     if kill_workers is not None:
