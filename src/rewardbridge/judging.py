@@ -213,9 +213,7 @@ def judge_file(
         with out_path.open("a", encoding="utf-8") as out, bar:
             batch: list[JudgeItem] = []
             try:
-                for item in records:
-                    if limit is not None and len(seen) >= limit:
-                        break
+                for item in records if limit != 0 else ():
                     if item.id in seen:
                         message = (
                             f"{records.where()}: field 'id': duplicate id {item.id!r} "
@@ -229,11 +227,13 @@ def judge_file(
                     seen[item.id] = records.position
                     if item.id in done:
                         bar.update(1)
-                        continue
-                    batch.append(item)
-                    if len(batch) >= batch_size:
-                        flush(batch, out)
-                        batch = []
+                    else:
+                        batch.append(item)
+                        if len(batch) >= batch_size:
+                            flush(batch, out)
+                            batch = []
+                    if limit is not None and len(seen) >= limit:
+                        break
             except DataError:
                 if batch:  # keep the work before the bad row; the rerun resumes after it
                     flush(batch, out)

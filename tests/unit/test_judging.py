@@ -116,6 +116,16 @@ def test_batches_and_limit(tmp_path: Path) -> None:
     assert [r["id"] for r in read_lines(tmp_path / "out.jsonl")] == [f"item-{i}" for i in range(10)]
 
 
+def test_limit_stops_before_reading_further_rows(tmp_path: Path) -> None:
+    src = make_input(tmp_path / "in.jsonl", 3)
+    with src.open("a") as f:
+        f.write("{broken\n")
+    summary = judge_file(src, tmp_path / "out.jsonl", EqualsVerifier(), limit=3, progress=False)
+    assert (summary.total, summary.complete) == (3, True)
+    empty = judge_file(src, tmp_path / "none.jsonl", EqualsVerifier(), limit=0, progress=False)
+    assert empty.total == 0 and (tmp_path / "none.jsonl").read_text() == ""
+
+
 def test_each_batch_is_written_before_the_next_is_judged(tmp_path: Path) -> None:
     src = make_input(tmp_path / "in.jsonl", 10)
     out = tmp_path / "out.jsonl"
