@@ -189,7 +189,7 @@ def test_body_over_the_limit_gets_413() -> None:
         small = c.post(
             "/v1/judge", json={"items": [{"question": "q", "reference": "r", "response": "r"}]}
         )
-    assert r.status_code == 413 and "max-body-bytes" in r.text
+    assert r.status_code == 413
     assert small.status_code == 200
 
 

@@ -8,10 +8,9 @@ bearer token (401). Invalid bodies get FastAPI's 422 whose ``loc`` names the fie
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.serving.batching import DynamicBatcher, QueueFullError, RequestTooLargeError
@@ -34,12 +34,6 @@ from rewardbridge.serving.schema import (
     openrlhf_response,
 )
 from rewardbridge.verifiers.base import Verifier, VerifierResult
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -65,12 +59,11 @@ class ServerConfig:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
 
 
-class _Guard:
-    """Pure ASGI middleware: body size limit (413) and request metrics (code, latency)."""
+class _RequestMetrics:
+    """Pure ASGI middleware recording each HTTP request's endpoint, status code and latency."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: ServerMetrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: ServerMetrics) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,73 +71,18 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = {"code": 500}
+        code = 500
 
         async def send_and_record(message: Message) -> None:
+            nonlocal code
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                code = message["status"]
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
-            if body is None:
-                await _send_json(
-                    send_and_record,
-                    413,
-                    {
-                        "detail": f"request body larger than {self.max_body_bytes} bytes "
-                        f"(--max-body-bytes)"
-                    },
-                )
-                return
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()  # after the body: wait for disconnect
-
-            await self.app(scope, replay, send_and_record)
+            await self.app(scope, receive, send_and_record)
         finally:
-            self.metrics.observe_request(
-                scope.get("path", ""), status["code"], time.perf_counter() - start
-            )
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
-    body = json.dumps(content).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+            self.metrics.observe_request(scope["path"], code, time.perf_counter() - start)
 
 
 def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAPI:
@@ -168,6 +106,7 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
         title="rewardbridge reward server",
         summary="Generative-verifier rewards over HTTP (native batch API and OpenRLHF protocol)",
         lifespan=lifespan,
+        max_body_size=config.max_body_bytes,  # 413 beyond it (FastAPI's own limit)
     )
     app.state.batcher = batcher
     app.state.metrics = metrics
@@ -226,5 +165,5 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
             ) from None
         return openrlhf_response(await judge(items), fallback_reward=config.fallback_reward)
 
-    app.add_middleware(_Guard, max_body_bytes=config.max_body_bytes, metrics=metrics)
+    app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
