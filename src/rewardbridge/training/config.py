@@ -1,0 +1,353 @@
+"""The RL run configuration: frozen, validated dataclasses per component, composed into
+``RunConfig``, parsed from a YAML recipe plus dotted overrides (``--algorithm.beta 0.0``).
+
+Every field's comment is its documentation; an invalid value fails at start with the field's
+dotted name and what to change. ``to_grpo_kwargs`` maps the run onto TRL's ``GRPOConfig``.
+Paper defaults (PAPER.md §6): REINFORCE/RLOO/REINFORCE++, beta 0.01, temperature 1.0, clip 0.2,
+4 samples per prompt, the paper's policy system prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from rewardbridge.rewards.advantages import ESTIMATORS
+from rewardbridge.rewards.normalize import SCOPES
+
+
+class ConfigError(ValueError):
+    """An invalid recipe or override; the message names the field."""
+
+
+def _fail(name: str, value: Any, what: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r}: {what}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    policy: str = "default"  # model folder, hub id, or "default" (embedded SmolLM2-135M-Instruct)
+    lora: bool = True  # train a LoRA adapter (peft) instead of every weight
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str | list[str] = "all-linear"
+    dtype: str = "float32"  # float32 (CPU) | bfloat16 (GPU)
+    gradient_checkpointing: bool = False
+
+    def validate(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise _fail("model.dtype", self.dtype, "use float32 (CPU) or bfloat16 (GPU)")
+        if self.lora and self.lora_r < 1:
+            raise _fail("model.lora_r", self.lora_r, "the LoRA rank must be >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str | None = None  # training prompts (.jsonl/.json/.parquet/HF folder); None = bundled
+    fields: str | None = None  # field map, e.g. "question=prompt,reference=answer"
+    limit: int | None = None  # use the first N prompts
+    holdout: int = 0  # the last N prompts are held out (not trained on), e.g. for the demo
+    exclude_ids: str | None = None  # file of prompt ids (one a line) not to train on (distillation)
+    system_prompt: str | None = None  # policy system prompt; None = the paper's (§6)
+    shuffle: bool = True
+
+    def validate(self) -> None:
+        if self.path is not None and not Path(self.path).exists():
+            raise _fail("data.path", self.path, "no such file or folder")
+        if self.limit is not None and self.limit < 1:
+            raise _fail("data.limit", self.limit, "must be >= 1 (or null for all)")
+        if self.holdout < 0:
+            raise _fail("data.holdout", self.holdout, "must be >= 0")
+        if self.exclude_ids is not None and not Path(self.exclude_ids).exists():
+            raise _fail("data.exclude_ids", self.exclude_ids, "no such file")
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    name: str = "contains"  # any name of `rewardbridge verifiers` (generative, cascade, remote...)
+    options: dict[str, Any] = field(default_factory=dict)  # constructor options of that verifier
+
+    def validate(self) -> None:
+        from rewardbridge.verifiers.registry import available_verifiers
+
+        if self.name not in available_verifiers():
+            raise _fail(
+                "verifier.name", self.name, f"choose one of {', '.join(available_verifiers())}"
+            )
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    estimator: str = (
+        "rloo"  # reinforce | rloo | reinforce_pp | reinforce_pp_baseline | grpo | dr_grpo
+    )
+    normalize: str | None = None  # group | batch | none (Eq. 5); None = the estimator's default
+    beta: float = 0.01  # KL coefficient (Eq. 6)
+    kl_in: str = "loss"  # loss (TRL, k3 per token) | reward (paper Eq. 6, sequence KL)
+    kl_estimator: str = "k1"  # k1 | k3, for kl_in=reward
+    token_weighted_whitening: bool = False  # reinforce_pp*: whiten per token (verl) not per sample
+    loss_type: str = "dr_grpo"  # TRL loss aggregation: grpo | dr_grpo | dapo | bnpo
+    clip_epsilon: float = 0.2  # PPO clip (paper: 0.2)
+    num_iterations: int = 1  # updates per generation batch (TRL's mu)
+
+    def validate(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise _fail(
+                "algorithm.estimator", self.estimator, f"choose one of {', '.join(ESTIMATORS)}"
+            )
+        if self.normalize is not None and self.normalize not in SCOPES:
+            raise _fail("algorithm.normalize", self.normalize, f"choose one of {', '.join(SCOPES)}")
+        if self.beta < 0:
+            raise _fail("algorithm.beta", self.beta, "must be >= 0 (0 disables the KL term)")
+        if self.kl_in not in ("loss", "reward"):
+            raise _fail("algorithm.kl_in", self.kl_in, "choose loss or reward")
+        if self.kl_estimator not in ("k1", "k3"):
+            raise _fail("algorithm.kl_estimator", self.kl_estimator, "choose k1 or k3")
+        if self.loss_type not in ("grpo", "dr_grpo", "dapo", "bnpo"):
+            raise _fail("algorithm.loss_type", self.loss_type, "choose grpo, dr_grpo, dapo or bnpo")
+        if not 0 < self.clip_epsilon < 1:
+            raise _fail("algorithm.clip_epsilon", self.clip_epsilon, "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    num_generations: int = 4  # samples per prompt (the group; paper: 4)
+    max_completion_length: int = 256  # paper: 1024
+    temperature: float = 1.0
+    top_p: float = 1.0
+    use_vllm: bool = False  # GPU: generate with vLLM (TRL's integration)
+    vllm_mode: str = "colocate"  # colocate | server
+
+    def validate(self) -> None:
+        if self.num_generations < 2:
+            raise _fail(
+                "generation.num_generations",
+                self.num_generations,
+                "needs >= 2 samples per prompt for a group baseline",
+            )
+        if self.max_completion_length < 1:
+            raise _fail(
+                "generation.max_completion_length", self.max_completion_length, "must be >= 1"
+            )
+        if self.temperature <= 0:
+            raise _fail("generation.temperature", self.temperature, "must be > 0 (RL samples)")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise _fail("generation.vllm_mode", self.vllm_mode, "choose colocate or server")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    output_dir: str = "runs/train"
+    prompts_per_step: int = 4  # prompts per generation batch (paper: 128)
+    per_device_batch_size: int | None = None  # completions per micro step; None = all of them
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-5  # paper: 5e-7 (full fine-tuning of 7B)
+    lr_scheduler_type: str = "constant"
+    warmup_steps: int = 0
+    max_steps: int = 30
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_steps: int = 10
+    save_total_limit: int | None = 2
+    use_cpu: bool | None = None  # None = CPU when no GPU is visible
+    bf16: bool = False
+    torch_threads: int | None = None  # CPU threads for torch; 1 is fastest on a busy shared CPU
+
+    def validate(self) -> None:
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise _fail("training.torch_threads", self.torch_threads, "must be >= 1 (or null)")
+        for name in ("prompts_per_step", "gradient_accumulation_steps", "max_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise _fail(f"training.{name}", getattr(self, name), "must be >= 1")
+        if self.learning_rate <= 0:
+            raise _fail("training.learning_rate", self.learning_rate, "must be > 0")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    logging_steps: int = 1
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    log_completions: bool = False  # print a table of sampled completions at each log
+
+    def validate(self) -> None:
+        if self.logging_steps < 1:
+            raise _fail("logging.logging_steps", self.logging_steps, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self) -> RunConfig:
+        for f in fields(self):
+            getattr(self, f.name).validate()
+        completions = self.training.prompts_per_step * self.generation.num_generations
+        micro = self.training.per_device_batch_size or completions
+        if completions % micro:
+            raise _fail(
+                "training.per_device_batch_size",
+                micro,
+                f"must divide prompts_per_step x num_generations = {completions}",
+            )
+        if (
+            self.algorithm.kl_in == "reward"
+            and self.algorithm.beta > 0
+            and self.generation.use_vllm
+        ):
+            raise _fail("algorithm.kl_in", "reward", "use kl_in: loss with vLLM generation")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.training.prompts_per_step * self.generation.num_generations
+
+
+def _convert(value: Any, target: Any) -> Any:
+    origin = get_origin(target) or target
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if origin is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return int(value)
+    if origin is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if origin is str:
+        if isinstance(value, (list, dict)):
+            raise ValueError
+        return str(value)
+    if origin is list:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError
+    if origin is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise ValueError
+    raise ValueError
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """YAML/CLI value -> the field's type, failing with the field's name."""
+    union = get_origin(hint) in (Union, types.UnionType)
+    options = get_args(hint) if union else (hint,)
+    optional = type(None) in options
+    targets = [t for t in options if t is not type(None)]
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise _fail(name, value, "may not be null")
+    # A list value goes to a list type first; anything else to the first type that takes it.
+    targets.sort(key=lambda t: (get_origin(t) or t) is not list if isinstance(value, list) else 0)
+    for target in targets:
+        try:
+            return _convert(value, target)
+        except (TypeError, ValueError):
+            continue
+    expected = " or ".join(getattr(t, "__name__", str(t)) for t in targets)
+    raise _fail(name, value, f"expected {expected}{' or null' if optional else ''}")
+
+
+def _section(cls: type[Any], name: str, raw: Mapping[str, Any]) -> Any:
+    if not isinstance(raw, Mapping):
+        raise _fail(name, raw, "must be a mapping of options")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{name}.{unknown[0]}: unknown option; {name} takes: {', '.join(sorted(known))}"
+        )
+    return cls(**{k: _coerce(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
+
+
+def config_from_dict(raw: Mapping[str, Any] | None) -> RunConfig:
+    """Build and validate a run config from a nested mapping (a parsed recipe)."""
+    raw = dict(raw or {})
+    sections = {f.name: f for f in fields(RunConfig)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; sections: {', '.join(sections)}")
+    hints = get_type_hints(RunConfig)
+    built = {name: _section(hints[name], name, raw.get(name) or {}) for name in sections}
+    return RunConfig(**built).validate()
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``["--training.max_steps", "2", "--verifier.options.model", "x"]`` -> nested updates."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    items = list(overrides)
+    i = 0
+    while i < len(items):
+        key = items[i]
+        if not key.startswith("--") or "." not in key:
+            raise ConfigError(f"{key}: overrides look like --section.key VALUE")
+        key = key[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(items):
+            value, i = items[i + 1], i + 2
+        else:
+            raise ConfigError(f"--{key}: missing value")
+        import yaml
+
+        parsed = yaml.safe_load(value) if value != "" else ""
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--{key}: {part} is not a section")
+        node[parts[-1]] = parsed
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML recipe (None = all defaults), apply dotted overrides, validate."""
+    import yaml
+
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config {p}: no such file")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {p}: must be a YAML mapping of sections")
+        raw = loaded
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+def with_changes(config: RunConfig, **sections: Mapping[str, Any]) -> RunConfig:
+    """A copy with some section fields replaced, validated again."""
+    updated = {
+        name: dataclasses.replace(getattr(config, name), **changes)
+        for name, changes in sections.items()
+    }
+    return dataclasses.replace(config, **updated).validate()
