@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # only commands that take free-form overrides (train: --section.key VALUE)
+        if not getattr(args, "accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.overrides = unknown
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
