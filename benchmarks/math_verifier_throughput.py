@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with MathVerifier(workers=0, timeout=args.timeout) as single:
         timed_run(single, items[:1])  # math-verify's first call builds its parsers
+        cpu_start = time.process_time()
         single_results, single_s = timed_run(single, items)
+        single_cpu_s = time.process_time() - cpu_start
     with MathVerifier(workers=1, timeout=args.timeout) as one_worker:
         timed_run(one_worker, items[:1])  # starts the worker
         _, one_worker_s = timed_run(one_worker, items)
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_1m_before": round(load, 2),
         "single_process_s": round(single_s, 3),
         "single_process_items_per_s": round(len(items) / single_s, 1),
+        "single_process_cpu_ms_per_item": round(1000 * single_cpu_s / len(items), 2),
         "one_worker_pool_items_per_s": round(len(items) / one_worker_s, 1),
         "pool_startup_s": round(startup_s, 3),
         "pool_s": round(pool_s, 3),
