@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from rewardbridge.cli import CLIError
 from rewardbridge.cli.verifier_args import add_verifier_arguments, verifier_from_args
@@ -85,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--output-dir", default="runs/distill-demo")
     d.add_argument("--datasets-dir", default="datasets", help="the repository's datasets/")
     d.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
-    d.add_argument("--train-size", type=int, help="training records (default: 384)")
+    d.add_argument("--train-size", type=int, help="training records (default: 256)")
     d.add_argument("--test-size", type=int, help="test records (default: 160)")
     d.add_argument("--lr", type=float, help="learning rate (default: 5e-5)")
     d.add_argument("--lora", action="store_true", help="LoRA instead of full fine-tuning")
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _progress_bar(total: int | None, desc: str):  # type: ignore[no-untyped-def]
+def _progress_bar(total: int | None, desc: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="item")

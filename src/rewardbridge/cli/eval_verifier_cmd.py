@@ -52,6 +52,7 @@ def _eval_verifier(args: argparse.Namespace) -> int:
     from rewardbridge.evaluation.agreement import verifier_report
     from rewardbridge.evaluation.judging import judge_to_file
     from rewardbridge.evaluation.reports import write_eval_report
+    from rewardbridge.verifiers.base import VerifierResult
 
     if not 0.0 <= args.threshold <= 1.0:
         raise CLIError("--threshold must be in [0, 1]")
@@ -65,7 +66,7 @@ def _eval_verifier(args: argparse.Namespace) -> int:
         items = [replace(item, id=f"{i}:{item.id}") for i, item in enumerate(items)]
     report_dir = Path(args.report)
 
-    def run(prefix: str, filename: str) -> list:  # type: ignore[type-arg]
+    def run(prefix: str, filename: str) -> list[VerifierResult]:
         name, options = _describe(args, prefix)
         verifier = verifier_from_args(args, prefix=prefix)
         bar = tqdm(total=len(items), desc=f"judging ({name})", unit="item")

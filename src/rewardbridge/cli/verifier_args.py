@@ -31,7 +31,7 @@ _OPTION_FLAGS: dict[str, str] = {
 
 
 def add_verifier_arguments(
-    parser: argparse.ArgumentParser, *, prefix: str = "", default: str = "contains"
+    parser: argparse.ArgumentParser, *, prefix: str = "", default: str | None = "contains"
 ) -> None:
     """Add --verifier and its options. ``prefix`` (e.g. "against-") makes a second set."""
     dest = prefix.replace("-", "_")

@@ -54,11 +54,12 @@ class DemoConfig:
 
     datasets_dir: str = "datasets"
     """the repository's datasets/ folder"""
-    train_size: int = 384
-    """training records (class-balanced); steps = train_size / batch_size * epochs"""
+    train_size: int = 256
+    """training records (class-balanced) besides the master-key NOs (train_size / 64 per seen
+    key); steps = records / batch_size * epochs"""
     test_size: int = 160
     """test records (class-balanced per source)"""
-    dev_size: int = 48
+    dev_size: int = 32
     audit_questions: int = 6
     """test questions each master-key probe is tried on"""
     max_prompt_tokens: int = 320
@@ -250,6 +251,79 @@ def _items_from_records(records: Sequence[DistillRecord]) -> list[JudgeItem]:
     ]
 
 
+@dataclass(frozen=True)
+class DemoData:
+    train: list[DistillRecord]
+    dev: list[DistillRecord]
+    test: list[DistillRecord]
+    audit_examples: list[Example]
+    seen_key_ids: frozenset[str]
+    unseen_key_ids: frozenset[str]
+
+
+def prepare_demo_data(data_dir: str | Path, config: DemoConfig, tokenizer: Any) -> DemoData:
+    """Pool, split by question, length filter, class-balanced samples; written to ``data_dir``
+    as distillation records (train.jsonl, dev.jsonl, test.jsonl) and reused on a rerun."""
+    from rewardbridge.evaluation.audit import load_master_keys
+    from rewardbridge.training.sft_data import default_render, judge_prompt_ids
+
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    render = default_render()
+    pool = load_demo_pool(config.datasets_dir, seed=config.seed)
+    keys = [k for k in load_master_keys() if k.text.strip()]  # " " is never judged
+    seen_keys = [k for i, k in enumerate(keys) if i % 2 == 1]
+    unseen_keys = [k for i, k in enumerate(keys) if i % 2 == 0]
+    splits: dict[str, list[JudgeItem]] = {"train": [], "dev": [], "test": []}
+    for item in pool:
+        splits[split_of(item.question, config.split, config.seed)].append(item)
+    rng = random.Random(config.seed)
+    for name in splits:
+        rng.shuffle(splits[name])
+
+    def short(items: Sequence[JudgeItem], needed: int) -> list[JudgeItem]:
+        kept = []
+        for item in items:
+            messages = render(item.question, item.reference, item.response)
+            if len(judge_prompt_ids(tokenizer, messages)) < config.max_prompt_tokens:
+                kept.append(item)
+                if len(kept) >= needed:
+                    break
+        return kept
+
+    # enough candidates per split for a balanced sample after the length filter
+    sizes = {"train": config.train_size, "dev": config.dev_size, "test": config.test_size}
+    candidates = {name: short(items, 12 * sizes[name]) for name, items in splits.items()}
+    train_items = balanced_sample(candidates["train"], config.train_size, seed=config.seed)
+    mk_train = master_key_items(
+        [i for i in candidates["train"] if i.domain == "multi_subject_synthetic"],
+        [k.text for k in seen_keys],
+        per_key=max(1, config.train_size // 64),
+        seed=config.seed,
+    )
+    train = _write_records(folder / "train.jsonl", [*train_items, *mk_train])
+    dev = _write_records(
+        folder / "dev.jsonl", balanced_sample(candidates["dev"], config.dev_size, seed=config.seed)
+    )
+    test = _write_records(
+        folder / "test.jsonl",
+        balanced_sample(candidates["test"], config.test_size, seed=config.seed),
+    )
+    audit_examples = {
+        r.prompt_id: Example(id=r.prompt_id, question=r.question, reference=r.reference)
+        for r in test
+        if r.domain == "multi_subject_synthetic"
+    }
+    return DemoData(
+        train=train,
+        dev=dev,
+        test=test,
+        audit_examples=list(audit_examples.values())[: config.audit_questions],
+        seen_key_ids=frozenset(k.id for k in seen_keys),
+        unseen_key_ids=frozenset(k.id for k in unseen_keys),
+    )
+
+
 def run_demo(
     output_dir: str | Path,
     config: DemoConfig = DemoConfig(),
@@ -269,66 +343,15 @@ def run_demo(
     from rewardbridge.evaluation.judging import judge_to_file
     from rewardbridge.evaluation.reports import write_audit_report, write_eval_report
     from rewardbridge.models import resolve_model
-    from rewardbridge.training.sft_data import default_render, judge_prompt_ids
     from rewardbridge.verifiers.generative import GenerativeVerifier
 
     out = Path(output_dir)
-    data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
     base = resolve_model(config.base_model)
-
-    # 1-3: pool, split by question, length filter, balanced samples
     progress("building the labeled pool and the split by question")
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    render = default_render()
-    pool = load_demo_pool(config.datasets_dir, seed=config.seed)
-    keys = [k for k in load_master_keys() if k.text.strip()]
-    seen_keys = [k for i, k in enumerate(keys) if i % 2 == 1]
-    unseen_keys = [k for i, k in enumerate(keys) if i % 2 == 0]
-    splits: dict[str, list[JudgeItem]] = {"train": [], "dev": [], "test": []}
-    for item in pool:
-        splits[split_of(item.question, config.split, config.seed)].append(item)
-
-    def short(items: Sequence[JudgeItem], needed: int) -> list[JudgeItem]:
-        kept = []
-        for item in items:
-            messages = render(item.question, item.reference, item.response)
-            if len(judge_prompt_ids(tokenizer, messages)) < config.max_prompt_tokens:
-                kept.append(item)
-                if len(kept) >= needed:
-                    break
-        return kept
-
-    rng = random.Random(config.seed)
-    for name in splits:
-        rng.shuffle(splits[name])
-    # enough candidates per split for a balanced sample after the length filter
-    sizes = {"train": config.train_size, "dev": config.dev_size, "test": config.test_size}
-    candidates = {name: short(items, 12 * sizes[name]) for name, items in splits.items()}
-    train_items = balanced_sample(candidates["train"], config.train_size, seed=config.seed)
-    mk_train = master_key_items(
-        [i for i in candidates["train"] if i.domain == "multi_subject_synthetic"],
-        [k.text for k in seen_keys],
-        per_key=max(1, config.train_size // 64),
-        seed=config.seed,
-    )
-    train_records = _write_records(data_dir / "train.jsonl", [*train_items, *mk_train])
-    dev_records = _write_records(
-        data_dir / "dev.jsonl",
-        balanced_sample(candidates["dev"], config.dev_size, seed=config.seed),
-    )
-    test_records = _write_records(
-        data_dir / "test.jsonl",
-        balanced_sample(candidates["test"], config.test_size, seed=config.seed),
-    )
+    data = prepare_demo_data(out / "data", config, AutoTokenizer.from_pretrained(base))
+    train_records, dev_records, test_records = data.train, data.dev, data.test
     test_items = _items_from_records(test_records)
-    audit_examples = [
-        Example(id=r.prompt_id, question=r.question, reference=r.reference, domain=r.domain)
-        for r in test_records
-        if r.domain == "multi_subject_synthetic"
-    ]
-    audit_examples = list({ex.id: ex for ex in audit_examples}.values())[: config.audit_questions]
-    audit_items = probe_items(build_probes(load_master_keys()), audit_examples)
+    audit_items = probe_items(build_probes(load_master_keys()), data.audit_examples)
 
     def evaluate(tag: str, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
         verifier = GenerativeVerifier(
@@ -380,8 +403,7 @@ def run_demo(
         train_info = json.loads((model_dir / "distill.json").read_text())["summary"]
     dist_report, dist_audit = evaluate("distilled", str(model_dir))
 
-    def key_fpr(audit: dict[str, Any], group: Sequence[Any]) -> float | None:
-        ids = {k.id for k in group}
+    def key_fpr(audit: dict[str, Any], ids: frozenset[str]) -> float | None:
         fp = sum(s["false_positives"] for k, s in audit["per_key"].items() if k in ids)
         judged = sum(s["judged"] for k, s in audit["per_key"].items() if k in ids)
         return fp / judged if judged else None
@@ -398,11 +420,12 @@ def run_demo(
                 for d, m in report["per_domain"].items()
             },
             "master_key_fpr": audit["overall"]["fpr"],
-            "master_key_fpr_seen_keys": key_fpr(audit, seen_keys),
-            "master_key_fpr_unseen_keys": key_fpr(audit, unseen_keys),
+            "master_key_fpr_seen_keys": key_fpr(audit, data.seen_key_ids),
+            "master_key_fpr_unseen_keys": key_fpr(audit, data.unseen_key_ids),
         }
 
-    summary_data = {
+    zero, distilled = row(zero_report, zero_audit), row(dist_report, dist_audit)
+    summary_data: dict[str, Any] = {
         "config": asdict(config),
         "base_model": base,
         "data": {
@@ -413,18 +436,16 @@ def run_demo(
             "test": len(test_records),
             "test_by_source": dict(Counter(r.domain for r in test_records)),
             "test_questions": len({r.question for r in test_records}),
-            "audit_questions": len(audit_examples),
+            "audit_questions": len(data.audit_examples),
             "audit_probes": len(audit_items),
-            "seen_keys": [k.text for k in seen_keys],
-            "unseen_keys": [k.text for k in unseen_keys],
+            "seen_key_ids": sorted(data.seen_key_ids),
+            "unseen_key_ids": sorted(data.unseen_key_ids),
         },
         "training": train_info,
-        "zero_shot": row(zero_report, zero_audit),
-        "distilled": row(dist_report, dist_audit),
+        "zero_shot": zero,
+        "distilled": distilled,
+        "distilled_beats_zero_shot_on_kappa": (distilled["kappa"] or 0) > (zero["kappa"] or 0),
     }
-    summary_data["distilled_beats_zero_shot_on_kappa"] = (
-        summary_data["distilled"]["kappa"] or 0
-    ) > (summary_data["zero_shot"]["kappa"] or 0)
     (out / "summary.json").write_text(json.dumps(summary_data, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary_data))
     return summary_data
