@@ -242,3 +242,32 @@ def test_a_worker_that_dies_twice_is_a_backend_error() -> None:
         assert "died twice" in (out[0].reason or "")
         assert time.monotonic() - start < 30
         assert v.verify([_item("3", "$3$")])[0].score == 1.0
+
+
+def test_items_in_flight_with_a_crash_are_rerun(verifier: MathVerifier) -> None:
+    """Killing the pool's workers mid-batch loses no verdict: the broken items run again."""
+    import os
+    import signal
+    import time
+
+    items = [_item(rf"\frac{{{k}}}{{7}}", f"${k}/7$", id=str(k)) for k in range(300)]
+    killed_at: list[float] = []
+
+    def kill_once() -> None:
+        time.sleep(0.3)
+        deadline = time.monotonic() + 20
+        while not killed_at and time.monotonic() < deadline:
+            pids = list((getattr(verifier._executor, "_processes", None) or {}).keys())
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            if pids:
+                killed_at.append(time.monotonic())
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_once)
+    killer.start()
+    out = verifier.verify(items)
+    finished_at = time.monotonic()
+    killer.join()
+    assert killed_at and killed_at[0] < finished_at  # the kill hit the batch
+    assert [r.score for r in out] == [1.0] * len(items)

@@ -304,55 +304,88 @@ class MathVerifier(BaseVerifier):
         return executor
 
     def _run_in_pool(self, tasks: Sequence[Task]) -> list[VerifierResult]:
+        """Judge ``tasks`` with at most ``workers`` in flight, each with its own deadline.
+
+        A worker that dies breaks the whole pool, so every item in flight fails with it; those
+        items run again one at a time (so a crashing item cannot take others down twice), and an
+        item that breaks the pool twice is a ``BACKEND_ERROR``.
+        """
         with self._lock:
-            if self._executor is None:
-                self._executor = self._start_executor()
             results: list[VerifierResult | None] = [None] * len(tasks)
             queue = deque(range(len(tasks)))
             crashes = [0] * len(tasks)
             running: dict[Future[VerifierResult], tuple[int, float]] = {}
             while queue or running:
-                while queue and len(running) < self.workers:
-                    i = queue.popleft()
-                    fut = self._executor.submit(_safe_judge, *tasks[i])
-                    running[fut] = (i, time.monotonic() + self.timeout)
-                next_deadline = min(deadline for _, deadline in running.values())
-                done, _ = wait(
-                    running,
-                    timeout=max(0.0, next_deadline - time.monotonic()),
-                    return_when=FIRST_COMPLETED,
-                )
-                pool_lost = False
-                for fut in done:
-                    i, _ = running.pop(fut)
-                    try:
-                        results[i] = fut.result()
-                    except BrokenProcessPool:
-                        pool_lost = True
-                        crashes[i] += 1
-                        if crashes[i] < 2:
-                            queue.appendleft(i)
-                        else:
+                pool_lost = self._submit(tasks, queue, running, crashes)
+                if running:
+                    next_deadline = min(deadline for _, deadline in running.values())
+                    done, _ = wait(
+                        running,
+                        timeout=max(0.0, next_deadline - time.monotonic()),
+                        return_when=FIRST_COMPLETED,
+                    )
+                    for fut in done:
+                        i, _ = running.pop(fut)
+                        try:
+                            results[i] = fut.result()
+                        except BrokenProcessPool:
+                            pool_lost = True
+                            crashes[i] += 1
+                            if crashes[i] < 2:
+                                queue.appendleft(i)
+                            else:
+                                results[i] = VerifierResult.failed(
+                                    Status.BACKEND_ERROR, "math-verify worker process died twice"
+                                )
+                    now = time.monotonic()
+                    for fut, (i, deadline) in list(running.items()):
+                        if deadline <= now and not fut.done():
+                            del running[fut]
                             results[i] = VerifierResult.failed(
-                                Status.BACKEND_ERROR, "math-verify worker process died twice"
+                                Status.TIMEOUT, f"math-verify took longer than {self.timeout:g} s"
                             )
-                now = time.monotonic()
-                for fut, (i, deadline) in list(running.items()):
-                    if deadline <= now:
-                        del running[fut]
-                        results[i] = VerifierResult.failed(
-                            Status.TIMEOUT, f"math-verify took longer than {self.timeout:g} s"
-                        )
-                        pool_lost = True
+                            pool_lost = True
                 if pool_lost:
                     # A stuck worker can only be stopped with its pool; the items still in
                     # flight on it run again on a fresh one (their clocks restart).
-                    for i, _ in running.values():
-                        queue.appendleft(i)
+                    queue.extendleft(i for i, _ in running.values())
                     running.clear()
-                    _kill(self._executor)
-                    self._executor = self._start_executor()
+                    self._replace_executor()
             return [r for r in results if r is not None]
+
+    def _submit(
+        self,
+        tasks: Sequence[Task],
+        queue: deque[int],
+        running: dict[Future[VerifierResult], tuple[int, float]],
+        crashes: list[int],
+    ) -> bool:
+        """Fill the free workers from ``queue``; an item that was in a crash runs alone.
+        Returns True if the pool turned out to be broken."""
+        if self._executor is None:
+            self._executor = self._start_executor()
+        if any(crashes[i] > 0 for i, _ in running.values()):
+            return False  # a suspect is running alone
+        while queue and len(running) < self.workers:
+            i = queue[0]
+            solo = crashes[i] > 0
+            if solo and running:
+                break
+            try:
+                fut = self._executor.submit(_safe_judge, *tasks[i])
+            except BrokenProcessPool:
+                return True
+            queue.popleft()
+            running[fut] = (i, time.monotonic() + self.timeout)
+            if solo:
+                break
+        return False
+
+    def _replace_executor(self) -> None:
+        if self._executor is not None:
+            _kill(self._executor)
+            self._executor = None
+        self._executor = self._start_executor()
 
     def close(self) -> None:
         with self._lock:
