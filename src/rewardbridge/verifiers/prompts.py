@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -104,7 +105,7 @@ def _builtin_template(name: str) -> JudgeTemplate:
     return JudgeTemplate(name, _strip_final_newline(text), yes=yes, no=no, description=desc)
 
 
-def load_template(spec: str | Path | JudgeTemplate = DEFAULT_TEMPLATE) -> JudgeTemplate:
+def load_template(spec: str | os.PathLike[str] | JudgeTemplate = DEFAULT_TEMPLATE) -> JudgeTemplate:
     """A built-in name, a template file path, or a template (returned as is)."""
     if isinstance(spec, JudgeTemplate):
         return spec
@@ -155,7 +156,7 @@ def render_judge_messages(
     question: str,
     reference: str,
     response: str,
-    template: str | Path | JudgeTemplate = DEFAULT_TEMPLATE,
+    template: str | os.PathLike[str] | JudgeTemplate = DEFAULT_TEMPLATE,
     response_slot: str = "final_step",
 ) -> list[dict[str, str]]:
     """The judge conversation for one item: [system, user] chat messages.
