@@ -57,14 +57,10 @@ class DataConfig:
     shuffle: bool = True
 
     def validate(self) -> None:
-        if self.path is not None and not Path(self.path).exists():
-            raise _fail("data.path", self.path, "no such file or folder")
         if self.limit is not None and self.limit < 1:
             raise _fail("data.limit", self.limit, "must be >= 1 (or null for all)")
         if self.holdout < 0:
             raise _fail("data.holdout", self.holdout, "must be >= 0")
-        if self.exclude_ids is not None and not Path(self.exclude_ids).exists():
-            raise _fail("data.exclude_ids", self.exclude_ids, "no such file")
 
 
 @dataclass(frozen=True)
@@ -206,6 +202,14 @@ class RunConfig:
             and self.generation.use_vllm
         ):
             raise _fail("algorithm.kl_in", "reward", "use kl_in: loss with vLLM generation")
+        return self
+
+    def check_paths(self) -> RunConfig:
+        """Files the run reads must exist (checked at the start of a run, not when parsing)."""
+        if self.data.path is not None and not Path(self.data.path).exists():
+            raise _fail("data.path", self.data.path, "no such file or folder")
+        if self.data.exclude_ids is not None and not Path(self.data.exclude_ids).exists():
+            raise _fail("data.exclude_ids", self.data.exclude_ids, "no such file")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -300,7 +300,10 @@ def grpo_arguments(config: RunConfig) -> dict[str, Any]:
     t, g, a = config.training, config.generation, config.algorithm
     use_cpu = t.use_cpu if t.use_cpu is not None else not torch.cuda.is_available()
     completions = config.completions_per_step
-    return {
+    extra: dict[str, Any] = {}
+    if config.model.gradient_checkpointing:  # passed only when on: the name is changing in v6
+        extra["gradient_checkpointing"] = True
+    return extra | {
         "output_dir": t.output_dir,
         "per_device_train_batch_size": t.per_device_batch_size or completions,
         "gradient_accumulation_steps": t.gradient_accumulation_steps,
@@ -322,7 +325,6 @@ def grpo_arguments(config: RunConfig) -> dict[str, Any]:
         "save_total_limit": t.save_total_limit,
         "use_cpu": use_cpu,
         "bf16": t.bf16,
-        "gradient_checkpointing": config.model.gradient_checkpointing,
         "beta": a.beta if a.kl_in == "loss" else 0.0,
         "epsilon": a.clip_epsilon,
         "num_iterations": a.num_iterations,
@@ -432,6 +434,7 @@ def train(
 
     from rewardbridge.verifiers.registry import build_verifier
 
+    config.check_paths()
     if config.training.torch_threads:
         import torch
 

@@ -1,0 +1,84 @@
+"""Run config: YAML recipes and dotted overrides parse into validated frozen dataclasses;
+errors name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rewardbridge.training.config import ConfigError, apply_overrides, load_config
+from rewardbridge.training.rl import grpo_arguments
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_recipes_parse() -> None:
+    recipes = [
+        REPO / "recipes" / "quickstart-cpu.yaml",
+        *(REPO / "recipes" / "paper").glob("*.yaml"),
+    ]
+    assert len(recipes) == 7
+    for recipe in recipes:
+        config = load_config(recipe)
+        assert config.generation.num_generations >= 2, recipe
+
+
+def test_overrides_are_typed() -> None:
+    c = load_config(
+        REPO / "recipes" / "quickstart-cpu.yaml",
+        ["--training.max_steps", "3", "--algorithm.beta=0", "--verifier.options.reward", "soft",
+         "--data.limit", "null", "--logging.report_to", "none"],
+    )  # fmt: skip
+    assert c.training.max_steps == 3 and c.algorithm.beta == 0.0
+    assert c.verifier.options == {"reward": "soft"}
+    assert c.data.limit is None and c.logging.report_to == ["none"]
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        (["--algorithm.estimator", "ppo"], "algorithm.estimator"),
+        (["--algorithm.normalize", "global"], "algorithm.normalize"),
+        (["--training.max_steps", "many"], "training.max_steps"),
+        (["--training.max_steps", "0"], "training.max_steps"),
+        (["--training.learning_rat", "1"], "training.learning_rat"),
+        (["--trainer.lr", "1"], "trainer"),
+        (["--generation.num_generations", "1"], "generation.num_generations"),
+        (["--verifier.name", "oracle"], "verifier.name"),
+        (["--training.per_device_batch_size", "3"], "training.per_device_batch_size"),
+        (["--model.lora", "maybe"], "model.lora"),
+    ],
+)
+def test_errors_name_the_field(override: list[str], field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, override)
+
+
+def test_missing_data_file_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"data\.path"):
+        load_config(None, ["--data.path", "/nonexistent.jsonl"]).check_paths()
+
+
+def test_override_syntax_errors() -> None:
+    with pytest.raises(ConfigError, match=r"--section\.key"):
+        apply_overrides({}, ["max_steps", "3"])
+    with pytest.raises(ConfigError, match="missing value"):
+        apply_overrides({}, ["--training.max_steps"])
+
+
+def test_frozen() -> None:
+    c = load_config(None)
+    with pytest.raises(AttributeError):
+        c.training.max_steps = 5  # type: ignore[misc]
+
+
+def test_grpo_arguments_map_the_paper_recipe() -> None:
+    c = load_config(REPO / "recipes" / "paper" / "rloo-binary.yaml")
+    args = grpo_arguments(c)
+    assert args["generation_batch_size"] == 128 * 4
+    assert args["num_generations"] == 4 and args["learning_rate"] == 5e-7
+    assert args["max_completion_length"] == 1024 and args["beta"] == 0.01
+    from trl import GRPOConfig
+
+    GRPOConfig(**{**args, "use_cpu": True, "bf16": False, "use_vllm": False})

@@ -1,0 +1,109 @@
+"""The TRL hook: our estimators' advantages reach the trainer's batch; training moves every
+trained parameter. Tiny random model with the real tokenizer, a fake verifier."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.rewards import compute_advantages
+from rewardbridge.training.config import load_config
+from rewardbridge.training.rl import build_trainer, to_dataset
+from rewardbridge.verifiers.base import BaseVerifier, Status, VerifierResult
+
+EXAMPLES = [Example(id=str(i), question=f"Question {i}?", reference=f"r{i}") for i in range(4)]
+
+
+class HashVerifier(BaseVerifier):
+    """A deterministic score from the response text; every 7th response is not judged."""
+
+    name = "hash"
+
+    def __init__(self) -> None:
+        self.scores: list[float | None] = []
+
+    def verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        out = super().verify(items)
+        self.scores.extend(r.score for r in out)
+        return out
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        out = []
+        for it in items:
+            h = zlib.crc32(it.response.encode())
+            if h % 7 == 0:
+                out.append(VerifierResult.failed(Status.BACKEND_ERROR, "flaky"))
+            else:
+                out.append(VerifierResult.ok((h % 5) / 4))
+        return out
+
+
+def tiny_config(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return load_config(
+        None,
+        [
+            "--training.output_dir", str(tmp_path / "run"),
+            "--training.prompts_per_step", "2",
+            "--generation.num_generations", "4",
+            "--generation.max_completion_length", "6",
+            "--training.max_steps", "2",
+            "--training.learning_rate", "1e-3",
+            "--logging.report_to", "none",
+            "--training.use_cpu", "true",
+            *extra,
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("estimator", "extra"),
+    [
+        ("rloo", ()),
+        ("reinforce_pp_baseline", ("--algorithm.token_weighted_whitening", "true")),
+        ("grpo", ("--algorithm.kl_in", "reward")),
+    ],
+)
+def test_hook_puts_our_advantages_in_the_batch(
+    tiny_model_dir: Path, tmp_path: Path, estimator: str, extra: tuple[str, ...]
+) -> None:
+    from rewardbridge.models import load_causal_lm
+
+    config = tiny_config(
+        tmp_path, "--algorithm.estimator", estimator, "--model.policy", str(tiny_model_dir), *extra
+    )
+    verifier = HashVerifier()
+    trainer = build_trainer(config, EXAMPLES, verifier, policy=load_causal_lm(tiny_model_dir))
+    rows = list(to_dataset(EXAMPLES[:2], None))
+    inputs = [rows[0]] * 4 + [rows[1]] * 4
+    batch = trainer._generate_and_score_completions(inputs)
+    counts = batch["completion_mask"].sum(dim=1) if "token" in " ".join(extra) else None
+    # kl_in=reward: at step 0 the LoRA adapter is a no-op, so the KL to the reference is 0
+    expected = compute_advantages(
+        verifier.scores, 4, estimator, token_counts=counts.tolist() if counts is not None else None
+    )
+    assert batch["advantages"].tolist() == pytest.approx(expected.tolist(), abs=1e-5)
+    assert len(verifier.scores) == 8
+    logged = trainer._metrics["train"]
+    judged = [s for s in verifier.scores if s is not None]
+    assert logged["rb/unjudged"][-1] == 8 - len(judged)
+    assert logged["rb/reward_mean"][-1] == pytest.approx(sum(judged) / len(judged), abs=1e-6)
+    if "reward" in extra:
+        assert logged["rb/kl_reward"][-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_two_steps_change_every_trained_parameter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from rewardbridge.models import load_causal_lm
+
+    config = tiny_config(tmp_path, "--model.policy", str(tiny_model_dir))
+    trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=load_causal_lm(tiny_model_dir))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert before and all("lora" in n for n in before)
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
+    assert not unchanged, unchanged
