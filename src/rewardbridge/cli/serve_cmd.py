@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-batch-size",
         type=int,
         default=32,
-        help="most items per verifier batch (default: %(default)s)",
+        help="most items per verifier batch; also the model batch unless "
+        "--verifier-batch-size is given (default: %(default)s)",
     )
     g.add_argument(
         "--max-wait-ms",
@@ -93,6 +94,8 @@ def _serve(args: argparse.Namespace) -> int:
         logger.warning(
             "serving on %s without --auth-token: anyone who reaches it can use it", args.host
         )
+    if args.verifier_batch_size is None and _takes_batch_size(args.verifier):
+        args.verifier_batch_size = args.max_batch_size  # one server batch = one model batch
     verifier = verifier_from_args(args)
     try:
         uvicorn.run(
@@ -105,3 +108,11 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         verifier.close()
     return 0
+
+
+def _takes_batch_size(name: str) -> bool:
+    import inspect
+
+    from rewardbridge.verifiers.registry import verifier_class
+
+    return "batch_size" in inspect.signature(verifier_class(name)).parameters
