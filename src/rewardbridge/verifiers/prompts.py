@@ -126,6 +126,11 @@ def load_template(spec: str | os.PathLike[str] | JudgeTemplate = DEFAULT_TEMPLAT
         import yaml
 
         data = yaml.safe_load(text)
+        if isinstance(data, dict):  # YAML 1.1 reads the bare keys yes/no as booleans
+            data = {
+                ({True: "yes", False: "no"}.get(k, k) if isinstance(k, bool) else k): v
+                for k, v in data.items()
+            }
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
         raise ValueError(f"{path}: a template file must be a mapping with a 'user' string")
     unknown = sorted(set(data) - {"user", "system", "yes", "no", "description"})
