@@ -50,6 +50,7 @@ def test_report_counts_unjudged_apart() -> None:
         "unjudged": 1,
         "accuracy": 2 / 3,
         "accuracy_all": 0.5,
+        "mean_score": 2 / 3,
         "rule_accuracy": 0.5,
         "rule_unjudged": 0,
     }

@@ -33,6 +33,7 @@ class DomainStats:
     correct: int = 0
     rule_judged: int = 0
     rule_correct: int = 0
+    score_sum: float = 0.0
 
     @property
     def unjudged(self) -> int:
@@ -48,6 +49,7 @@ class DomainStats:
             "unjudged": self.unjudged,
             "accuracy": ratio(self.correct, self.judged),
             "accuracy_all": ratio(self.correct, self.n),
+            "mean_score": self.score_sum / self.judged if self.judged else None,
             "rule_accuracy": ratio(self.rule_correct, self.rule_judged),
             "rule_unjudged": self.n - self.rule_judged,
         }
@@ -67,6 +69,7 @@ class PolicyReport:
             stats.n += 1
             if row["verifier"]["score"] is not None:
                 stats.judged += 1
+                stats.score_sum += row["verifier"]["score"]
                 stats.correct += int(row["verifier"]["score"] >= 0.5)
             if row["rule"]["score"] is not None:
                 stats.rule_judged += 1

@@ -23,12 +23,40 @@ PolicySpec = str | os.PathLike[str] | tuple[Any, Any] | None
 
 
 def load_policy(policy: PolicySpec) -> tuple[Any, Any]:
-    """A model spec (folder, hub id, None = embedded default) or a ready (model, tokenizer) pair."""
+    """A model spec (folder, hub id, None = embedded default, a LoRA adapter folder) or a ready
+    (model, tokenizer) pair."""
     if isinstance(policy, tuple):
         return policy
+    from pathlib import Path
+
     from rewardbridge.models import load_causal_lm
 
+    if policy is not None and (Path(policy) / "adapter_config.json").exists():
+        return load_adapter_policy(Path(policy))
     return load_causal_lm(policy)
+
+
+def load_adapter_policy(folder: os.PathLike[str]) -> tuple[Any, Any]:
+    """A LoRA adapter folder (``rewardbridge train`` with ``model.lora``): its base model with
+    the adapter merged in, and the tokenizer saved beside the adapter."""
+    import json
+    from pathlib import Path
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from rewardbridge.models import load_causal_lm
+
+    folder = Path(folder)
+    base = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model, tokenizer = load_causal_lm(base)
+    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    model.eval()
+    if (folder / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
 
 def render_prompts(
