@@ -1,0 +1,105 @@
+"""Seconds per RL step on this machine, split into generation, verification and update, for
+the embedded generative judge with and without prefix sharing (and the Jaccard rule reward as
+the no-judge baseline).
+
+Each configuration trains the embedded SmolLM2-135M policy (LoRA, RLOO) for a few steps with
+the same seed and sizes; the first step is a warm-up and is not counted (median of the others;
+with --quick, 2 steps and both are counted). Times come from the run's metrics.jsonl:
+generation = TRL's rollout (sampling, reference log-probs) minus the reward call,
+verification = the reward call, update = the optimizer step's remaining time.
+
+    python benchmarks/train_step.py [--quick] [--steps N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rule (jaccard)": ("jaccard", {}),
+    "generative, no prefix sharing": ("generative", {"prefix_sharing": False, "reward": "soft"}),
+    "generative, prefix sharing": ("generative", {"prefix_sharing": True, "reward": "soft"}),
+}
+
+
+def measure(
+    name: str, verifier: str, options: dict[str, Any], *, steps: int, prompts: int, tokens: int,
+    threads: int, out: Path,
+) -> dict[str, Any]:  # fmt: skip
+    from rewardbridge.training.config import config_from_dict
+    from rewardbridge.training.metrics import read_metrics
+    from rewardbridge.training.rl import train
+
+    config = config_from_dict(
+        {
+            "verifier": {"name": verifier, "options": options},
+            "algorithm": {"estimator": "rloo"},
+            "generation": {"num_generations": 4, "max_completion_length": tokens},
+            "training": {
+                "output_dir": str(out), "prompts_per_step": prompts, "max_steps": steps,
+                "save_steps": 10_000, "torch_threads": threads, "learning_rate": 5e-5,
+            },
+            "logging": {"report_to": []},
+        }
+    )  # fmt: skip
+    start = time.perf_counter()
+    train(config)
+    wall = time.perf_counter() - start
+    rows = read_metrics(out / "metrics.jsonl")
+    counted = rows[1:] if len(rows) > 2 else rows
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in counted)
+
+    step = med("time_step_s")
+    parts = {k: med(f"time_{k}_s") for k in ("generation", "verification", "update")}
+    return {
+        "config": name, "steps_counted": len(counted), "seconds_per_step": step,
+        **{f"{k}_s": v for k, v in parts.items()},
+        **{f"{k}_share": v / step for k, v in parts.items()},
+        "wall_s": wall, "completions_per_step": prompts * 4, "max_completion_length": tokens,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 steps of 2 prompts x 4 x 16 tokens")
+    parser.add_argument("--steps", type=int, default=4, help="steps per configuration")
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per step (x 4 samples)")
+    parser.add_argument("--tokens", type=int, default=32, help="max completion tokens")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="run only these")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(args.only or CONFIGS):
+            verifier, options = CONFIGS[name]
+            results.append(
+                measure(name, verifier, options, steps=steps, prompts=args.prompts,
+                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i))
+            )  # fmt: skip
+    print(
+        f"{'configuration':32s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
+    )
+    for r in results:
+        print(
+            f"{r['config']:32s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
+            f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
+        )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"quick": args.quick, "steps": steps, "tokens": tokens, "results": results}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
