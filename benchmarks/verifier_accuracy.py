@@ -150,7 +150,12 @@ def run_verifier(
 
 
 def score_row(
-    name: str, items: list[JudgeItem], results: list[VerifierResult], seconds: float
+    dataset: str,
+    scope: str,
+    name: str,
+    items: list[JudgeItem],
+    results: list[VerifierResult],
+    seconds: float,
 ) -> dict[str, Any]:
     judged = [
         (it.label, r.score >= 0.5)
@@ -160,6 +165,8 @@ def score_row(
     metrics = binary_metrics([bool(t) for t, _ in judged], [p for _, p in judged])
     correct_all = sum(1 for t, p in judged if t == p)
     return {
+        "dataset": dataset,
+        "scope": scope,
         "verifier": name,
         "n": len(items),
         "judged": len(judged),
@@ -195,34 +202,41 @@ def build(name: str, args: argparse.Namespace) -> Verifier:
 def evaluate_dataset(
     dataset: str, items: list[JudgeItem], verifiers: Sequence[str], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
+    """Rules on every item; the judge (and the cascade) on a seeded sample, with every verifier
+    also scored on that sample so the rows compare like with like."""
     rows: list[dict[str, Any]] = []
-    by_name: dict[str, tuple[list[VerifierResult], float]] = {}
+    runs: dict[str, tuple[dict[str, VerifierResult], float]] = {}
+    wants_judge = "generative" in verifiers or "cascade" in verifiers
+    sample = subsample(items, args.generative_limit, args.seed + 1) if wants_judge else []
     for name in verifiers:
-        if name == "cascade":
+        if name == "cascade" or (name == "generative" and not sample):
             continue
+        todo = sample if name == "generative" else items
         verifier = build(name, args)
         try:
-            by_name[name] = run_verifier(verifier, items, args.chunk, f"{dataset}/{name}")
+            results, seconds = run_verifier(verifier, todo, args.chunk, f"{dataset}/{name}")
         finally:
             verifier.close()
-        rows.append(score_row(name, items, *by_name[name]))
-        print(f"  {dataset:16s} {name:10s} done in {by_name[name][1]:.1f} s", file=sys.stderr)
-    if "cascade" in verifiers and {"math", "generative"} <= by_name.keys():
-        (math_res, math_s), (gen_res, gen_s) = by_name["math"], by_name["generative"]
-        ids = [it.id for it in items]
-        judge = Replay("generative", dict(zip(ids, gen_res, strict=True)))
-        cascade = CascadeVerifier(
-            Replay("math", dict(zip(ids, math_res, strict=True))), judge=judge
-        )
-        results = cascade.verify(items)
-        escalated = sum(1 for r in math_res if not accepted_by_rule(r))
-        # time: the rule on everything plus the judge on the escalated share
-        seconds = math_s + gen_s * escalated / max(len(items), 1)
-        row = score_row("cascade", items, results, seconds)
+        runs[name] = ({it.id: r for it, r in zip(todo, results, strict=True)}, seconds / len(todo))
+        print(f"  {dataset:16s} {name:10s} {len(todo)} items in {seconds:.1f} s", file=sys.stderr)
+        if name != "generative":
+            rows.append(score_row(dataset, "all", name, items, results, seconds))
+    if not sample:
+        return rows
+    scope = "judge sample"
+    for name, (by_id, per_item) in runs.items():
+        results = [by_id[it.id] for it in sample]
+        rows.append(score_row(dataset, scope, name, sample, results, per_item * len(sample)))
+    if "cascade" in verifiers and {"math", "generative"} <= runs.keys():
+        (math_by_id, math_per), (gen_by_id, gen_per) = runs["math"], runs["generative"]
+        cascade = CascadeVerifier(Replay("math", math_by_id), judge=Replay("generative", gen_by_id))
+        results = cascade.verify(sample)
+        escalated = sum(1 for it in sample if not accepted_by_rule(math_by_id[it.id]))
+        # the rule on every item plus the judge on the items it did not accept
+        seconds = math_per * len(sample) + gen_per * escalated
+        row = score_row(dataset, scope, "cascade", sample, results, seconds)
         row["escalated"] = escalated
         rows.append(row)
-    for row in rows:
-        row["dataset"] = dataset
     return rows
 
 
@@ -232,13 +246,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | verifier | n | judged | coverage | accuracy | F1 | kappa "
+        "| dataset | items | verifier | n | judged | coverage | accuracy | F1 | kappa "
         "| acc (unjudged=wrong) | items/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['verifier']} | {r['n']} | {r['judged']} | {fmt(r['coverage'])} "
+            f"| {r['dataset']} | {r['scope']} | {r['verifier']} | {r['n']} | {r['judged']} "
+            f"| {fmt(r['coverage'])} "
             f"| {fmt(r['accuracy'])} | {fmt(r['f1'])} | {fmt(r['kappa'])} | {fmt(r['acc_all'])} "
             f"| {fmt(r['items_per_s'], 1)} |"
         )
@@ -264,6 +279,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--served-model", help="generative judge: model name on the server")
     p.add_argument("--template", default="paper", help="judge template (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="generative: items per model batch")
+    p.add_argument(
+        "--generative-limit",
+        type=int,
+        default=60,
+        help="items per dataset the judge sees (seeded sample; CPU time; "
+        "default: %(default)s; 0 = all)",
+    )
     p.add_argument("--chunk", type=int, default=64, help="items per verify() call")
     p.add_argument("--math-workers", type=int, default=2)
     p.add_argument("--math-timeout", type=float, default=5.0)
@@ -273,6 +295,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     limit = 40 if args.quick else args.limit
+    if args.quick:
+        args.generative_limit = min(args.generative_limit or 8, 8)
+    if args.generative_limit == 0:
+        args.generative_limit = None
     rows: list[dict[str, Any]] = []
     sizes: dict[str, int] = {}
     started = time.perf_counter()
