@@ -134,6 +134,22 @@ class Replay(BaseVerifier):
         return [self.results[item.id] for item in items]
 
 
+def normalized_from_probabilities(result: VerifierResult) -> VerifierResult:
+    """p_yes / (p_yes + p_no) from a result's summed variant probabilities (the normalised soft
+    reward of ``judgment.py``), so one forward gives both the binary and the normalised row."""
+    p_yes, p_no = result.p_yes, result.p_no
+    if p_yes is None or p_no is None or p_yes + p_no <= 0.0:
+        return result
+    return VerifierResult.ok(
+        p_yes / (p_yes + p_no),
+        judgment=result.judgment,
+        p_yes=p_yes,
+        p_no=p_no,
+        stage=result.stage,
+        latency_s=result.latency_s,
+    )
+
+
 def run_verifier(
     verifier: Verifier, items: list[JudgeItem], chunk: int, label: str
 ) -> tuple[list[VerifierResult], float]:
@@ -221,6 +237,11 @@ def evaluate_dataset(
         print(f"  {dataset:16s} {name:10s} {len(todo)} items in {seconds:.1f} s", file=sys.stderr)
         if name != "generative":
             rows.append(score_row(dataset, "all", name, items, results, seconds))
+        else:  # the same forward read with the normalised soft reward, thresholded at 0.5
+            runs["generative p(yes)>p(no)"] = (
+                {i: normalized_from_probabilities(r) for i, r in runs[name][0].items()},
+                runs[name][1],
+            )
     if not sample:
         return rows
     scope = "judge sample"
