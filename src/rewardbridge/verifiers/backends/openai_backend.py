@@ -226,7 +226,12 @@ class OpenAIBackend:
         loop = self._ensure_loop()
         if threading.current_thread() is self._thread:
             raise RuntimeError("OpenAIBackend.first_tokens called from its own event loop thread")
-        return self._submit(loop, self._judge_all(conversations)).result()
+        future = self._submit(loop, self._judge_all(conversations))
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C in the caller: stop the requests of this call too
+            future.cancel()
+            raise
 
     async def afirst_tokens(
         self, conversations: Sequence[Conversation]
