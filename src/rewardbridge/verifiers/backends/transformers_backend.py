@@ -289,6 +289,7 @@ class TransformersBackend:
 
         out: list[Any] = [None] * n_items
         past: tuple[list[Any], list[Any], Any, Any] | None = None  # keys, values, mask, next pos
+        past_row: dict[int, int] = {}  # index of an inner segment in its level -> row in past
         for level in levels:
             width = max(len(s.tokens) for s in level)
             keep: list[
@@ -304,7 +305,10 @@ class TransformersBackend:
                     mask, positions = seg_mask, seg_pos
                 else:
                     keys, values, past_mask, past_next = past
-                    parents = torch.tensor([s.parent for s in chunk], device=self.device)
+                    parents = torch.tensor(
+                        [past_row[s.parent] for s in chunk if s.parent is not None],
+                        device=self.device,
+                    )
                     cache = DynamicCache(
                         ddp_cache_data=[
                             (k.index_select(0, parents), v.index_select(0, parents))
@@ -340,6 +344,9 @@ class TransformersBackend:
                             positions[:, -1].index_select(0, rows) + 1,
                         )
                     )
+            # past holds the inner segments only, in level order
+            inner_rows = (i for i, s in enumerate(level) if s.item is None)
+            past_row = {i: row for row, i in enumerate(inner_rows)}
             if keep:
                 n_layers = len(keep[0][1])
                 past = (
