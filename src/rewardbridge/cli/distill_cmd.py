@@ -86,10 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--output-dir", default="runs/distill-demo")
     d.add_argument("--datasets-dir", default="datasets", help="the repository's datasets/")
     d.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
-    d.add_argument("--train-size", type=int, help="training records (default: 256)")
+    d.add_argument("--train-size", type=int, help="training records (default: 160)")
     d.add_argument("--test-size", type=int, help="test records (default: 160)")
-    d.add_argument("--lr", type=float, help="learning rate (default: 5e-5)")
-    d.add_argument("--lora", action="store_true", help="LoRA instead of full fine-tuning")
+    d.add_argument("--lr", type=float, help="learning rate (default: 2e-4 LoRA)")
+    d.add_argument(
+        "--full-finetune", action="store_true", help="all weights instead of LoRA (set --lr 5e-5)"
+    )
     d.set_defaults(func=_demo)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -195,7 +197,7 @@ def _demo(args: argparse.Namespace) -> int:
         "train_size": args.train_size,
         "test_size": args.test_size,
         "learning_rate": args.lr,
-        "lora": args.lora or None,
+        "lora": False if args.full_finetune else None,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     summary = run_demo(args.output_dir, config)

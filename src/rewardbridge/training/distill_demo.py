@@ -54,7 +54,7 @@ class DemoConfig:
 
     datasets_dir: str = "datasets"
     """the repository's datasets/ folder"""
-    train_size: int = 256
+    train_size: int = 160
     """training records (class-balanced) besides the master-key NOs (train_size / 64 per seen
     key); steps = records / batch_size * epochs"""
     test_size: int = 160
@@ -64,10 +64,13 @@ class DemoConfig:
     """test questions each master-key probe is tried on"""
     max_prompt_tokens: int = 320
     """judge prompts longer than this are left out (CPU time)"""
-    learning_rate: float = 5e-5
-    batch_size: int = 8
+    learning_rate: float = 2e-4
+    """LoRA learning rate (use ~5e-5 with ``lora=False``)"""
+    batch_size: int = 4
     epochs: float = 1.0
-    lora: bool = False
+    lora: bool = True
+    """LoRA adapters (r=16, all linear layers), merged into the saved model: about a third
+    less compute per step than full fine-tuning on a CPU"""
     seed: int = 0
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     base_model: str | None = None
