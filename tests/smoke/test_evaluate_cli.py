@@ -21,7 +21,7 @@ def test_evaluate_writes_rows_summary_and_resumes(real_model_dir: Path, tmp_path
     ]  # fmt: skip
     data.write_text("".join(json.dumps(r) + "\n" for r in rows_in))
     out, report = tmp_path / "rows.jsonl", tmp_path / "report"
-    args = ["evaluate", "--data", str(data), "--max-new-tokens", "24", "--verifier", "exact",
+    args = ["evaluate", "--data", str(data), "--max-new-tokens", "16", "--verifier", "exact",
             "--output", str(out), "--report", str(report)]  # fmt: skip
     assert main(args) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
