@@ -27,8 +27,12 @@ def backend(tiny_model_dir: Path) -> TransformersBackend:
 
 
 def conversations() -> list[list[dict[str, str]]]:
-    """3 questions x 3 responses, one lone question, and one exact duplicate."""
-    out = []
+    """Leaves before inner segments on two tree levels (a prompt sharing nothing, a lone
+    question), then 3 questions x 3 responses, then an exact duplicate."""
+    out = [
+        [{"role": "user", "content": "Hello there"}],  # SmolLM2's own system prompt
+        render_judge_messages("2+2?", "4", "4"),
+    ]
     for q, ref in [
         ("What is the capital of France?", "Paris"),
         ("Which organ pumps blood through the body?", "The heart"),
@@ -36,8 +40,7 @@ def conversations() -> list[list[dict[str, str]]]:
     ]:
         for resp in [f"Therefore, the answer is {ref}.", "Therefore, the answer is 42.", "Unsure"]:
             out.append(render_judge_messages(q, ref, resp))
-    out.append(render_judge_messages("2+2?", "4", "4"))
-    out.append(out[0])
+    out.append(out[2])
     return out
 
 
@@ -97,6 +100,10 @@ def test_plan_prefix_tree() -> None:
     assert shared.tokens == head and shared.item is None and lone.item == 4
     assert [(s.item, s.parent) for s in levels[1]] == [(None, 0), (None, 0), (5, 0)]
     assert [(s.item, s.parent) for s in levels[2]] == [(0, 0), (1, 0), (2, 1), (3, 1)]
+    # parents are rows among the previous level's inner segments, leaves not counted
+    leaf_first = plan_prefix_tree([[7, 8], [*head, 9], [*q1, 1], [*q1, 2]], min_shared=16)
+    assert [(s.item, s.parent) for s in leaf_first[1]] == [(1, 0), (None, 0)]
+    assert [(s.item, s.parent) for s in leaf_first[2]] == [(2, 0), (3, 0)]
     # a run shorter than min_shared is not shared; a prompt that prefixes another is not either
     assert len(plan_prefix_tree([[1, 2, 3], [1, 2, 4]], min_shared=16)) == 1
     assert len(plan_prefix_tree([[*head], [*head, 1]], min_shared=16)) == 1
@@ -119,7 +126,7 @@ def test_first_tokens(backend: TransformersBackend) -> None:
     convs = conversations()
     answers = backend.first_tokens(convs)
     assert len(answers) == len(convs)
-    assert answers[-1] == answers[0]  # the duplicate is computed once and copied
+    assert answers[-1] == answers[2]  # the duplicate is computed once and copied
     prompts = [backend.encode(c) for c in convs]
     plain = backend.last_logprobs(prompts, prefix_sharing=False)
     for answer, row in zip(answers, plain, strict=True):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rewardbridge.verifiers.backends.base import Conversation, FirstToken
@@ -85,9 +85,8 @@ class _Segment:
     """A run of prompt tokens computed in one forward, on top of its parent's KV cache."""
 
     tokens: list[int]
-    parent: int | None  # row of the parent segment in the previous level, None at level 0
+    parent: int | None  # the parent's row among the previous level's inner segments; None at 0
     item: int | None = None  # leaf: the unique prompt whose last token this segment ends with
-    children: list[int] = field(default_factory=list)
 
 
 def plan_prefix_tree(
@@ -96,16 +95,18 @@ def plan_prefix_tree(
     """Arrange distinct token sequences into levels of segments sharing their common prefixes.
 
     A segment shared by two or more prompts is made only where it is at least ``min_shared``
-    tokens long; a leaf segment always keeps at least one token (the position read out). Level
-    ``d`` segments point at their parent's index in level ``d - 1``.
+    tokens long; a leaf segment always keeps at least one token (the position read out). A
+    segment of level ``d`` names its parent by its row among the inner (non-leaf) segments of
+    level ``d - 1``: the rows of the KV cache that level hands on.
     """
     levels: list[list[_Segment]] = []
 
     def add(depth: int, segment: _Segment) -> int:
+        """Append; return the segment's row among the inner segments of its level."""
         while len(levels) <= depth:
             levels.append([])
         levels[depth].append(segment)
-        return len(levels[depth]) - 1
+        return sum(s.item is None for s in levels[depth]) - 1
 
     def leaf(m: int, start: int, parent: int | None, depth: int) -> None:
         add(depth, _Segment(list(prompts[m][start:]), parent, item=m))
@@ -135,6 +136,36 @@ def plan_prefix_tree(
     if prompts:
         split(list(range(len(prompts))), 0, 0, None, 0)
     return levels
+
+
+def _rows(tensor: Any, parents: list[int]) -> Any:
+    """The parents' rows of a per-row tensor: a broadcast view when all share one (the KV concat
+    then reads it without a copy), else a gathered copy."""
+    if len(set(parents)) == 1:
+        return tensor[parents[0] : parents[0] + 1].expand(len(parents), *tensor.shape[1:])
+    return tensor[parents]
+
+
+@dataclass
+class _Past:
+    """KV caches of the inner segments of one level, one row per segment, plus their 2D mask
+    and the position the next token of each row takes."""
+
+    keys: list[Any]  # per layer [rows, kv_heads, length, head_dim]
+    values: list[Any]
+    mask: Any  # [rows, length], 0 on padding slots
+    next_position: Any  # [rows]
+
+    @classmethod
+    def stack(cls, parts: Sequence[_Past]) -> _Past:
+        import torch
+
+        return cls(
+            [torch.cat(layer) for layer in zip(*(p.keys for p in parts), strict=True)],
+            [torch.cat(layer) for layer in zip(*(p.values for p in parts), strict=True)],
+            torch.cat([p.mask for p in parts]),
+            torch.cat([p.next_position for p in parts]),
+        )
 
 
 class TransformersBackend:
@@ -266,10 +297,11 @@ class TransformersBackend:
     def _plain_logprobs(self, prompts: Sequence[Sequence[int]]) -> Any:
         import torch
 
-        rows = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start : start + self.batch_size]
-            ids, mask = self._pad_left(chunk)
+        out: list[Any] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            ids, mask = self._pad_left([prompts[i] for i in chunk])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(
                 input_ids=ids,
@@ -279,83 +311,78 @@ class TransformersBackend:
                 logits_to_keep=1,
             ).logits[:, -1, :]
             self.tokens_computed += int(mask.sum())
-            rows.append(torch.log_softmax(logits.float(), dim=-1))
-        return torch.cat(rows)
+            for i, row in zip(chunk, torch.log_softmax(logits.float(), dim=-1), strict=True):
+                out[i] = row
+        return torch.stack(out)
 
     def _tree_logprobs(self, levels: list[list[_Segment]], n_items: int) -> Any:
-        """Run the prefix tree level by level; leaves give the last-position log-probs."""
+        """Run the prefix tree level by level; leaves give the last-position log-probs.
+
+        Per level, the inner segments run first, padded to one width so that their cache rows
+        stack into the next level's ``past``; then the leaves, sorted by length (less padding).
+        """
+        import torch
+
+        out: list[Any] = [None] * n_items
+        past: _Past | None = None
+        for level in levels:
+            inner = [s for s in level if s.item is None]
+            leaves = sorted((s for s in level if s.item is not None), key=lambda s: len(s.tokens))
+            width = max((len(s.tokens) for s in inner), default=0)
+            kept: list[_Past] = []
+            for start in range(0, len(inner), self.batch_size):
+                chunk = inner[start : start + self.batch_size]
+                cache, mask, positions, _ = self._run_segments(chunk, past, width)
+                kept.append(
+                    _Past(
+                        [layer.keys for layer in cache.layers],
+                        [layer.values for layer in cache.layers],
+                        mask,
+                        positions[:, -1] + 1,
+                    )
+                )
+            for start in range(0, len(leaves), self.batch_size):
+                chunk = leaves[start : start + self.batch_size]
+                *_, logprobs = self._run_segments(chunk, past, 0)
+                for segment, row in zip(chunk, logprobs, strict=True):
+                    out[segment.item] = row  # type: ignore[index]
+            past = _Past.stack(kept) if kept else None
+        return torch.stack(out)
+
+    def _run_segments(
+        self, chunk: Sequence[_Segment], past: _Past | None, width: int
+    ) -> tuple[Any, Any, Any, Any]:
+        """One forward of segments on their parents' caches: (cache, mask, positions, logprobs)."""
         import torch
         from transformers import DynamicCache
 
-        out: list[Any] = [None] * n_items
-        past: tuple[list[Any], list[Any], Any, Any] | None = None  # keys, values, mask, next pos
-        past_row: dict[int, int] = {}  # index of an inner segment in its level -> row in past
-        for level in levels:
-            width = max(len(s.tokens) for s in level)
-            keep: list[
-                tuple[int, list[Any], list[Any], Any, Any]
-            ] = []  # internal rows for next level
-            for start in range(0, len(level), self.batch_size):
-                chunk = level[start : start + self.batch_size]
-                # one width per level, so the cache rows of all chunks stack for the next level
-                ids, seg_mask = self._pad_left([s.tokens for s in chunk], width)
-                seg_pos = (seg_mask.cumsum(-1) - 1).clamp(min=0)
-                cache = DynamicCache(config=self.model.config)
-                if past is None:
-                    mask, positions = seg_mask, seg_pos
-                else:
-                    keys, values, past_mask, past_next = past
-                    parents = torch.tensor(
-                        [past_row[s.parent] for s in chunk if s.parent is not None],
-                        device=self.device,
-                    )
-                    cache = DynamicCache(
-                        ddp_cache_data=[
-                            (k.index_select(0, parents), v.index_select(0, parents))
-                            for k, v in zip(keys, values, strict=True)
-                        ],
-                        config=self.model.config,
-                    )
-                    mask = torch.cat([past_mask.index_select(0, parents), seg_mask], dim=1)
-                    positions = past_next.index_select(0, parents)[:, None] + seg_pos
-                result = self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                self.tokens_computed += int(seg_mask.sum())
-                logprobs = torch.log_softmax(result.logits[:, -1, :].float(), dim=-1)
-                inner = [i for i, s in enumerate(chunk) if s.item is None]
-                for i, s in enumerate(chunk):
-                    if s.item is not None:
-                        out[s.item] = logprobs[i]
-                if inner:
-                    rows = torch.tensor(inner, device=self.device)
-                    layers = result.cache.layers
-                    keep.append(
-                        (
-                            len(inner),
-                            [layer.keys.index_select(0, rows) for layer in layers],
-                            [layer.values.index_select(0, rows) for layer in layers],
-                            mask.index_select(0, rows),
-                            positions[:, -1].index_select(0, rows) + 1,
-                        )
-                    )
-            # past holds the inner segments only, in level order
-            inner_rows = (i for i, s in enumerate(level) if s.item is None)
-            past_row = {i: row for row, i in enumerate(inner_rows)}
-            if keep:
-                n_layers = len(keep[0][1])
-                past = (
-                    [torch.cat([k[1][j] for k in keep]) for j in range(n_layers)],
-                    [torch.cat([k[2][j] for k in keep]) for j in range(n_layers)],
-                    torch.cat([k[3] for k in keep]),
-                    torch.cat([k[4] for k in keep]),
-                )
-        return torch.stack(out)
+        ids, seg_mask = self._pad_left([s.tokens for s in chunk], width)
+        seg_positions = (seg_mask.cumsum(-1) - 1).clamp(min=0)
+        if past is None:
+            cache = DynamicCache(config=self.model.config)
+            mask, positions = seg_mask, seg_positions
+        else:
+            parents = [s.parent if s.parent is not None else 0 for s in chunk]
+            cache = DynamicCache(
+                ddp_cache_data=[
+                    (_rows(k, parents), _rows(v, parents))
+                    for k, v in zip(past.keys, past.values, strict=True)
+                ],
+                config=self.model.config,
+            )
+            mask = torch.cat([_rows(past.mask, parents), seg_mask], dim=1)
+            positions = _rows(past.next_position, parents)[:, None] + seg_positions
+        result = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.tokens_computed += int(seg_mask.sum())
+        logprobs = torch.log_softmax(result.logits[:, -1, :].float(), dim=-1)
+        return result.cache, mask, positions, logprobs
 
     # -- reading out ----------------------------------------------------------------------
 
