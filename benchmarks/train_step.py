@@ -63,6 +63,7 @@ def measure(
         "config": name, "steps_counted": len(counted), "seconds_per_step": step,
         **{f"{k}_s": v for k, v in parts.items()},
         **{f"{k}_share": v / step for k, v in parts.items()},
+        "unjudged_per_step": statistics.mean(r.get("unjudged", 0.0) for r in counted),
         "wall_s": wall, "completions_per_step": prompts * 4, "max_completion_length": tokens,
     }  # fmt: skip
 
