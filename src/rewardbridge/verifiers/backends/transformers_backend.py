@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -214,6 +215,7 @@ class TransformersBackend:
         if prefix_sharing and not self.prefix_sharing:
             log.warning("prefix sharing needs a plain KV cache; this model uses the plain path")
         self.tokens_computed = 0  # prompt tokens run through the model (for throughput reports)
+        self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------------
 
@@ -232,11 +234,16 @@ class TransformersBackend:
             unique.setdefault(tuple(ids), []).append(i)
         prompts = [list(p) for p in unique]
         if prompts:
-            logprobs = self.last_logprobs(prompts)
-            for row, indices in zip(logprobs, unique.values(), strict=True):
-                first = self._first_token(row)
-                for i in indices:
-                    out[i] = first
+            with self._lock:  # one forward at a time: safe to call from server threads
+                logprobs = self.last_logprobs(prompts)
+                for row, indices in zip(logprobs, unique.values(), strict=True):
+                    if self.sample:  # an independent draw for each copy of a prompt
+                        for i in indices:
+                            out[i] = self._first_token(row)
+                    else:
+                        first = self._first_token(row)
+                        for i in indices:
+                            out[i] = first
         return [r for r in out if r is not None]
 
     def encode(self, conversation: Conversation) -> list[int]:
@@ -257,6 +264,8 @@ class TransformersBackend:
         """Log-softmax at the last position of each prompt, a float32 tensor [N, vocab]."""
         import torch
 
+        if self.model is None:
+            raise RuntimeError("TransformersBackend is closed")
         share = self.prefix_sharing if prefix_sharing is None else prefix_sharing
         with torch.inference_mode():
             if share and len(prompts) > 1:
