@@ -4,11 +4,16 @@ completions) writes metrics for 2 steps and checkpoints; ``--resume`` continues 
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import torch
 
 from rewardbridge.cli import main
+from rewardbridge.data.example import JudgeItem
+from rewardbridge.verifiers.base import BaseVerifier, VerifierResult
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,3 +53,38 @@ def test_invalid_config_fails_at_start_naming_the_field(capsys: pytest.CaptureFi
                  "--algorithm.estimator", "ppo"])  # fmt: skip
     assert code == 2
     assert "algorithm.estimator" in capsys.readouterr().err
+
+
+class VaryingVerifier(BaseVerifier):
+    """Scores that differ within a group (a hash of the text), so every step has a gradient."""
+
+    name = "varying"
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        return [VerifierResult.ok((zlib.crc32(it.response.encode()) % 5) / 4) for it in items]
+
+
+@pytest.mark.smoke
+def test_two_steps_change_every_trained_parameter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The recipe through ``train()``: after step 1 every LoRA B is non-zero (it starts at 0),
+    and step 2 changes every trained tensor again (A only moves once B is non-zero)."""
+    from safetensors.torch import load_file
+
+    from rewardbridge.training.config import load_config
+    from rewardbridge.training.rl import train
+
+    config = load_config(
+        REPO / "recipes" / "quickstart-cpu.yaml",
+        ["--training.output_dir", str(tmp_path / "run"), "--model.policy", str(tiny_model_dir),
+         "--generation.max_completion_length", "6", "--training.max_steps", "2",
+         "--training.save_steps", "1", "--training.save_total_limit", "null",
+         "--logging.report_to", "[]", "--data.limit", "8"],
+    )  # fmt: skip
+    train(config, verifier=VaryingVerifier())
+    step1 = load_file(tmp_path / "run" / "checkpoint-1" / "adapter_model.safetensors")
+    step2 = load_file(tmp_path / "run" / "checkpoint-2" / "adapter_model.safetensors")
+    assert step1 and set(step1) == set(step2)
+    zero_b = [k for k, v in step1.items() if "lora_B" in k and not v.abs().sum() > 0]
+    assert not zero_b, zero_b
+    unchanged = [k for k in step1 if torch.equal(step1[k], step2[k])]
+    assert not unchanged, unchanged

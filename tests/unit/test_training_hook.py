@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-import torch
 
 from rewardbridge.data.example import Example, JudgeItem
 from rewardbridge.rewards import compute_advantages
@@ -94,16 +93,3 @@ def test_hook_puts_our_advantages_in_the_batch(
     assert logged["rb/reward_mean"][-1] == pytest.approx(sum(judged) / len(judged), abs=1e-6)
     if "reward" in extra:
         assert logged["rb/kl_reward"][-1] == pytest.approx(0.0, abs=1e-6)
-
-
-def test_two_steps_change_every_trained_parameter(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from rewardbridge.models import load_causal_lm
-
-    config = tiny_config(tmp_path, "--model.policy", str(tiny_model_dir))
-    trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=load_causal_lm(tiny_model_dir))
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
-    assert before and all("lora" in n for n in before)
-    trainer.train()
-    after = dict(trainer.model.named_parameters())
-    unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
-    assert not unchanged, unchanged
