@@ -45,7 +45,8 @@ class CountingTeacher(BaseVerifier):
                     VerifierResult.ok(
                         1.0 if yes else 0.0,
                         judgment="YES" if yes else "NO",
-                        p_yes=0.8 if yes else 0.1,
+                        p_yes=0.6 if yes else 0.1,
+                        p_no=0.15 if yes else 0.4,
                     )
                 )
         return out
@@ -69,7 +70,7 @@ def test_collect_writes_records_skips_unjudged_and_resumes(tmp_path: Path) -> No
     records = read_records(out)
     assert [r.judgment for r in records] == ["YES", "NO", "YES", "NO"]
     assert records[0].final_step == "The answer is 1" and records[0].prompt_id == "p0"
-    assert records[0].teacher_p_yes == 0.8
+    assert records[0].teacher_p_yes == pytest.approx(0.8)  # normalised: .6 / (.6 + .15)
 
     teacher.seen.clear()
     stats = collect(items, teacher, out, batch_size=4)  # resume over all 12

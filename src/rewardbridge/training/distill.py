@@ -167,13 +167,17 @@ def _judge_with_labels(items: Sequence[JudgeItem]) -> list[tuple[str, float] | s
 def _judge_with_verifier(
     verifier: Verifier, items: Sequence[JudgeItem]
 ) -> list[tuple[str, float] | str]:
+    """(judgment, P(YES)) per judged item, else the status; P(YES) is the teacher's normalised
+    p_yes / (p_yes + p_no) where it reports both, else its score."""
+    from rewardbridge.evaluation.agreement import soft_score
+
     out: list[tuple[str, float] | str] = []
     for result in verifier.verify(items):
-        if not result.judged or result.score is None:
+        p_yes = soft_score(result)
+        if result.score is None or p_yes is None:
             out.append(result.status.value)
             continue
         judgment = result.judgment or ("YES" if result.score >= 0.5 else "NO")
-        p_yes = result.p_yes if result.p_yes is not None else result.score
         out.append((judgment.upper(), float(p_yes)))
     return out
 
