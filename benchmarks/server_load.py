@@ -154,11 +154,14 @@ async def post_json(
     return status, await reader.readexactly(length)
 
 
-async def run_clients(port: int, items: list[Any], clients: int) -> dict[str, Any]:
+async def run_clients(
+    port: int, items: list[Any], indices: Sequence[int], clients: int
+) -> dict[str, Any]:
+    """``clients`` connections, each posting one item at a time until ``indices`` run out."""
     answers: dict[int, list[float]] = {}
     latencies: list[float] = []
     errors: list[str] = []
-    next_index = iter(range(len(items)))
+    next_index = iter(indices)
 
     async def client() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -191,6 +194,21 @@ async def run_clients(port: int, items: list[Any], clients: int) -> dict[str, An
     }
 
 
+def wait_for_server(url: str, server: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError("reward server did not start")
+        time.sleep(0.2)
+
+
 def metric_sum(text: str, name: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
@@ -210,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--batch-overhead-ms", type=float, default=40.0, help="cost-model only")
     p.add_argument("--item-ms", type=float, default=1.0, help="cost-model only")
+    p.add_argument("--rounds", type=int, default=4, help="alternating in-process/server rounds")
+    p.add_argument("--warmup", type=int, default=64, help="untimed items through both first")
     p.add_argument("--quick", action="store_true", help="256 items, for a fast check")
     p.add_argument("--json", dest="json_out", help="write the results here")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # child process mode
@@ -221,60 +241,66 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     items = load_items(args)
     print(f"{len(items)} items from {args.data}; verifier {args.verifier}", flush=True)
-
-    # (1) in-process batched scoring, after one warm-up batch
-    verifier = build(args)
-    verifier.verify(items[: args.max_batch_size])
-    start = time.perf_counter()
-    baseline: list[float | None] = []
-    for i in range(0, len(items), args.max_batch_size):
-        baseline.extend(r.score for r in verifier.verify(items[i : i + args.max_batch_size]))
-    inproc_s = time.perf_counter() - start
-    verifier.close()
-    del verifier
-    inproc_rate = len(items) / inproc_s
-    print(f"in-process: {inproc_rate:.1f} items/s ({inproc_s:.1f} s)", flush=True)
-
-    # (2) the server in a subprocess, 64 single-sample clients
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", str(port), *(argv or sys.argv[1:])]
     server = subprocess.Popen(cmd, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    url = f"http://127.0.0.1:{port}"
-    rss: list[tuple[float, float]] = []
+    verifier = build(args)  # loads while the server loads
+    rss: list[float] = []
     stop = threading.Event()
+    baseline: dict[int, float | None] = {}
+    answers: dict[int, list[float]] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    inproc_s = server_s = 0.0
+    metrics_text = ""
     try:
-        import httpx
-
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("reward server did not start")
-            time.sleep(0.2)
-        asyncio.run(run_clients(port, items[: args.clients], args.clients))  # warm-up
+        wait_for_server(f"http://127.0.0.1:{port}", server)
+        # Untimed warm-up of both on the same items (first shapes are slow for a model).
+        warm = list(range(min(len(items), args.warmup)))
+        verifier.verify([items[i] for i in warm])
+        asyncio.run(run_clients(port, items, warm, args.clients))
         warm_rss = rss_mb(server.pid)
 
         def sample() -> None:
-            t0 = time.perf_counter()
             while not stop.wait(0.25):
-                rss.append((time.perf_counter() - t0, rss_mb(server.pid)))
+                rss.append(rss_mb(server.pid))
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        load = asyncio.run(run_clients(port, items, args.clients))
+        threading.Thread(target=sample, daemon=True).start()
+        # Rounds alternate the order (ABBA) so drifting machine load hits both sides alike.
+        bounds = [round(len(items) * r / args.rounds) for r in range(args.rounds + 1)]
+        for r in range(args.rounds):
+            chunk = range(bounds[r], bounds[r + 1])
+            for side in ("inproc", "server") if r % 2 == 0 else ("server", "inproc"):
+                start = time.perf_counter()
+                if side == "inproc":
+                    for i in range(chunk.start, chunk.stop, args.max_batch_size):
+                        batch = range(i, min(i + args.max_batch_size, chunk.stop))
+                        results = verifier.verify([items[j] for j in batch])
+                        baseline.update(
+                            (j, res.score) for j, res in zip(batch, results, strict=True)
+                        )
+                    inproc_s += time.perf_counter() - start
+                else:
+                    load = asyncio.run(run_clients(port, items, chunk, args.clients))
+                    server_s += time.perf_counter() - start
+                    for i, a in load["answers"].items():
+                        answers.setdefault(i, []).extend(a)
+                    latencies += load["latencies"]
+                    errors += load["errors"]
+                    metrics_text = load["metrics"]  # counters are cumulative
+            print(
+                f"round {r + 1}/{args.rounds}: in-process {inproc_s:.1f} s, "
+                f"server {server_s:.1f} s so far",
+                flush=True,
+            )
         stop.set()
-        sampler.join()
         end_rss = rss_mb(server.pid)
     finally:
         stop.set()
         server.terminate()
         server.wait(30)
+        verifier.close()
 
-    answers = load["answers"]
     lost = [i for i in range(len(items)) if i not in answers]
     duplicated = [i for i, a in answers.items() if len(a) != 1]
     fallback = 0.0
@@ -283,12 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i, a in answers.items()
         if len(a) == 1 and a[0] != (baseline[i] if baseline[i] is not None else fallback)
     ]
-    server_items = metric_sum(load["metrics"], "rewardbridge_items_total")
-    server_rate = len(items) / load["seconds"]
-    lat_ms = [x * 1000 for x in load["latencies"]]
-    batches = metric_sum(load["metrics"], "rewardbridge_batch_size_count")
-    batch_items = metric_sum(load["metrics"], "rewardbridge_batch_size_sum")
-    rss_values = [v for _, v in rss] or [end_rss]
+    inproc_rate = len(items) / inproc_s
+    server_items = metric_sum(metrics_text, "rewardbridge_items_total")
+    server_rate = len(items) / server_s
+    lat_ms = [x * 1000 for x in latencies]
+    batches = metric_sum(metrics_text, "rewardbridge_batch_size_count")
+    batch_items = metric_sum(metrics_text, "rewardbridge_batch_size_sum")
+    rss_values = rss or [end_rss]
     result = {
         "verifier": args.verifier,
         "items": len(items),
@@ -301,26 +328,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_p50_ms": round(statistics.median(lat_ms), 1),
         "latency_p99_ms": round(percentile(lat_ms, 99), 1),
         "mean_server_batch": round(batch_items / batches, 1) if batches else None,
-        "http_errors": len(load["errors"]),
+        "http_errors": len(errors),
         "lost": len(lost),
         "duplicated": len(duplicated),
         "mismatched_vs_inprocess": len(mismatched),
         "server_items_counted": int(server_items),  # includes the warm-up requests
-        "expected_server_items": len(items) + min(args.clients, len(items)),
+        "expected_server_items": len(items) + min(len(items), args.warmup),
+        "rounds": args.rounds,
         "rss_mb_after_warmup": round(warm_rss, 1),
         "rss_mb_end": round(end_rss, 1),
         "rss_mb_max": round(max(rss_values), 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)",
     }
     print(json.dumps(result, indent=2))
-    if load["errors"]:
-        print("first errors:", load["errors"][:3], file=sys.stderr)
+    if errors:
+        print("first errors:", errors[:3], file=sys.stderr)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
-    ok = (
-        not (lost or duplicated or load["errors"])
-        and server_items == result["expected_server_items"]
-    )
+    ok = not (lost or duplicated or errors) and server_items == result["expected_server_items"]
     return 0 if ok else 1
 
 
