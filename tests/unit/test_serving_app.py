@@ -232,6 +232,7 @@ def test_request_timeout_answers_timeout_per_item() -> None:
 def test_health_and_metrics() -> None:
     with client(ContainsDouble()) as c:
         c.post("/get_reward", json=openrlhf_body(4))
+        c.get("/no/such/path")
         health = c.get("/health").json()
         text = c.get("/metrics").text
     assert health["status"] == "ok" and health["verifier"] == "contains-double"
@@ -239,6 +240,7 @@ def test_health_and_metrics() -> None:
     assert 'rewardbridge_items_total{status="judged"} 4.0' in text
     assert "rewardbridge_batch_size_count" in text
     assert "rewardbridge_queue_depth 0.0" in text
+    assert 'rewardbridge_requests_total{code="404",endpoint="other"} 1.0' in text
 
 
 def test_default_bind_is_loopback() -> None:

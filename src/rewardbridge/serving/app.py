@@ -13,10 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,13 @@ from rewardbridge.serving.schema import (
     openrlhf_response,
 )
 from rewardbridge.verifiers.base import Verifier, VerifierResult
+
+ENDPOINTS = ("/get_reward", "/v1/judge", "/health", "/metrics")
+
+BearerCredentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="the token of --auth-token")),
+]
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,8 @@ class _RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            self.metrics.observe_request(scope["path"], code, time.perf_counter() - start)
+            path = scope["path"] if scope["path"] in ENDPOINTS else "other"  # bounded labels
+            self.metrics.observe_request(path, code, time.perf_counter() - start)
 
 
 def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAPI:
@@ -112,13 +121,11 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
     app.state.metrics = metrics
     app.state.config = config
 
-    def require_token(request: Request) -> None:
+    async def require_token(credentials: BearerCredentials) -> None:
         if config.auth_token is None:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.encode(), config.auth_token.encode()
+        if credentials is None or not secrets.compare_digest(
+            credentials.credentials.encode(), config.auth_token.encode()
         ):
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
