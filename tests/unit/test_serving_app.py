@@ -334,3 +334,21 @@ def test_remote_verifier_unreachable_server_is_backend_error() -> None:
     remote = RemoteVerifier("http://127.0.0.1:9", retries=1, timeout=2)
     results = remote.verify([JudgeItem(id="0", question="q", reference="r", response="r")])
     assert results[0].status is Status.BACKEND_ERROR and results[0].score is None
+
+
+def test_health_answers_while_the_verifier_is_busy() -> None:
+    verifier = ContainsDouble(delay_s=1.0)
+
+    async def probe(url: str) -> tuple[float, int]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            busy = asyncio.create_task(c.post("/get_reward", json=openrlhf_body(1)))
+            await asyncio.sleep(0.2)  # the batch is in the worker thread now
+            start = time.perf_counter()
+            health = await c.get("/health")
+            seconds = time.perf_counter() - start
+            await busy
+            return seconds, health.json()["queue_depth"]
+
+    with loopback_server(verifier, max_wait_ms=0) as url:
+        seconds, depth = asyncio.run(probe(url))
+    assert seconds < 0.5 and depth == 0
