@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from rewardbridge.verifiers.backends.base import Conversation, FirstToken
 from rewardbridge.verifiers.base import Status, VerifierResult
 from rewardbridge.verifiers.judgment import NO, PAPER_WORDS, YES, JudgmentWords
@@ -415,11 +417,8 @@ class TransformersBackend:
         texts: dict[str, float] = {}
         for token, value in zip(ids.tolist(), logprobs[ids].tolist(), strict=True):
             text = self._text(token)
-            texts[text] = (
-                value
-                if text not in texts
-                else float(torch.logaddexp(torch.tensor(texts[text]), torch.tensor(value)))
-            )
+            # two ids that decode alike (rare) share one entry: log(p1 + p2)
+            texts[text] = value if text not in texts else float(np.logaddexp(texts[text], value))
         return FirstToken(
             chosen=self._text(chosen), logprobs=texts, judgment_tokens=self._judgment_texts
         )
