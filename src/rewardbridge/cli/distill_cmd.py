@@ -89,6 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--train-size", type=int, help="training records (default: 160)")
     d.add_argument("--test-size", type=int, help="test records (default: 160)")
     d.add_argument("--lr", type=float, help="learning rate (default: 2e-4 LoRA)")
+    d.add_argument("--batch-size", type=int, help="training sequences per step (default: 4)")
+    d.add_argument("--audit-questions", type=int, help="questions per master key (default: 6)")
     d.add_argument(
         "--full-finetune", action="store_true", help="all weights instead of LoRA (set --lr 5e-5)"
     )
@@ -197,6 +199,8 @@ def _demo(args: argparse.Namespace) -> int:
         "train_size": args.train_size,
         "test_size": args.test_size,
         "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "audit_questions": args.audit_questions,
         "lora": False if args.full_finetune else None,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})

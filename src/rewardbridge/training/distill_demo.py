@@ -85,6 +85,17 @@ class DemoConfig:
                 raise ValueError(f"DemoConfig.{name} must be >= 1")
 
 
+# the fields that decide the data files (a change samples them again)
+_DATA_FIELDS = (
+    "datasets_dir",
+    "train_size",
+    "test_size",
+    "dev_size",
+    "max_prompt_tokens",
+    "seed",
+    "split",
+)
+
 QUICK = DemoConfig(train_size=16, test_size=16, dev_size=8, audit_questions=2)
 
 
@@ -272,6 +283,12 @@ def prepare_demo_data(data_dir: str | Path, config: DemoConfig, tokenizer: Any) 
 
     folder = Path(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "config.json"
+    data_config = {k: v for k, v in asdict(config).items() if k in _DATA_FIELDS}
+    if stamp.exists() and json.loads(stamp.read_text()) != json.loads(json.dumps(data_config)):
+        for name in ("train", "dev", "test"):  # other sizes or seed: sample again
+            (folder / f"{name}.jsonl").unlink(missing_ok=True)
+    stamp.write_text(json.dumps(data_config, indent=2))
     render = default_render()
     pool = load_demo_pool(config.datasets_dir, seed=config.seed)
     keys = [k for k in load_master_keys() if k.text.strip()]  # " " is never judged
