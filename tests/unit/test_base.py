@@ -44,3 +44,18 @@ def test_final_step() -> None:
 def test_unknown_verifier_and_option_are_named() -> None:
     with pytest.raises(ValueError, match="unknown verifier 'nope'"):
         build_verifier("nope")
+
+
+def test_final_step_takes_a_closing_display_math_block_whole() -> None:
+    response = "We compute.\n\\[\n\\boxed{420}\n\\]\n"
+    assert final_step(response) == "\\[ \\boxed{420} \\]"
+    assert final_step("x\n$$\n7\\pi\n$$") == "$$ 7\\pi $$"
+    assert final_step("no opener\n\\]") == "\\]"
+
+
+def test_extract_answer_markers() -> None:
+    from rewardbridge.verifiers.text import extract_answer
+
+    assert extract_answer("work\nTherefore, the answer is Western blot.") == "Western blot."
+    assert extract_answer("She makes $18\nA: 18") == "18"
+    assert extract_answer("A paper: no marker here") == "A paper: no marker here"

@@ -31,6 +31,8 @@ Where we depart from plain ``parse``/``verify``:
   expression (wrapped in ``$...$``) when LaTeX extraction is on: dataset references are bare
   ("7\\pi", "1\\frac{1}{4}", "10{,}000") and math-verify's expression extractor would read only a
   piece of them ("7", "\\frac{1}{4}", "10"). ``MathVerifyConfig.wrap_reference=False`` turns it off.
+  A response's answer without delimiters is tried both as written and wrapped the same way
+  (equivalent if either reading is): HardVerify-Math's bare answers ("f(x)=2x") need it.
 - ``\\mathrm{e}`` (upright Euler's number) is rewritten to ``e`` before parsing: math-verify 0.9
   drops it as a unit and then reads ``1 - \\frac{1}{\\mathrm{e}}`` as ``1``, which makes it equal
   to ``1 + \\frac{1}{\\mathrm{e}}`` (its own test table records that false equivalence).
@@ -154,18 +156,28 @@ def judge_answer(reference: str, answer: str, config: MathVerifyConfig) -> Verif
     gold = parse(reference, targets, parsing_timeout=None)
     if not gold:
         return VerifierResult.failed(Status.INVALID_INPUT, "unparsable reference")
-    pred = parse(_prepare(answer), targets, parsing_timeout=None)
-    if not pred:
-        return VerifierResult.ok(0.0, reason="unparsable answer")
-    equal = verify(
-        gold,
-        pred,
-        float_rounding=config.precision,
-        strict=config.strict,
-        allow_set_relation_comp=config.allow_set_relation_comp,
-        timeout_seconds=None,
-    )
-    return VerifierResult.ok(1.0 if equal else 0.0, reason="equivalent" if equal else "different")
+    answer = _prepare(answer)
+    candidates = [answer]
+    # A bare answer ("f(x)=2x", "7\\pi") is also read as one LaTeX expression, as the reference is.
+    if wrap and not _MATH_DELIMITERS.search(answer):
+        candidates.append(f"${answer}$")
+    parsed_any = False
+    for candidate in candidates:
+        pred = parse(candidate, targets, parsing_timeout=None)
+        if not pred:
+            continue
+        parsed_any = True
+        equal = verify(
+            gold,
+            pred,
+            float_rounding=config.precision,
+            strict=config.strict,
+            allow_set_relation_comp=config.allow_set_relation_comp,
+            timeout_seconds=None,
+        )
+        if equal:
+            return VerifierResult.ok(1.0, reason="equivalent")
+    return VerifierResult.ok(0.0, reason="different" if parsed_any else "unparsable answer")
 
 
 def _safe_judge(reference: str, answer: str, config: MathVerifyConfig) -> VerifierResult:

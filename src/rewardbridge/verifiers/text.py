@@ -6,19 +6,33 @@ import re
 import unicodedata
 
 
+# A line that only closes a display-math block carries no answer on its own.
+_CLOSERS = {"\\]": "\\[", "$$": "$$"}
+
+
 def final_step(response: str) -> str:
     """The last non-empty line of a response (the paper's "final step"), stripped.
 
+    One departure: when that line only closes a display-math block (a bare ``\\]`` or ``$$``),
+    the whole block is the final step, joined on spaces (``\\[ \\boxed{5} \\]``); otherwise
+    a response ending in display math would be judged on ``\\]`` alone.
     Returns "" for an empty or whitespace-only response (which is then not judged).
     """
-    for line in reversed(response.splitlines()):
-        if line.strip():
-            return line.strip()
-    return ""
+    lines = [line.strip() for line in response.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    opener = _CLOSERS.get(last)
+    if opener is not None:
+        for start in range(len(lines) - 2, -1, -1):
+            if lines[start].startswith(opener):
+                return " ".join(lines[start:])
+    return last
 
 
 _ANSWER_MARKERS = re.compile(
-    r"(?:therefore,?\s+the\s+(?:final\s+)?answer\s+is|the\s+(?:final\s+)?answer\s+is|answer\s*:)",
+    r"(?:therefore,?\s+the\s+(?:final\s+)?answer\s+is|the\s+(?:final\s+)?answer\s+is|answer\s*:"
+    r"|^\s*a\s*:)",  # "A: 18" (GSM8K's answer line)
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"\s+")
