@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-
 # A line that only closes a display-math block carries no answer on its own.
 _CLOSERS = {"\\]": "\\[", "$$": "$$"}
 
