@@ -80,12 +80,13 @@ def test_soft_normalized_judges_every_nonempty_response(judge_input: Path, tmp_p
 
 
 def test_binary_reward_is_the_judgment(judge_input: Path, tmp_path: Path) -> None:
+    # constrained judgment (the default): every non-empty response gets a YES/NO verdict
     records = judge(judge_input, tmp_path / "binary.jsonl")
-    judged = [r for r in records if r["status"] == "judged"]
-    assert judged, "the 135M judge put YES/NO first on none of 12 items"
+    assert len(records) == 13
     for r in records:
-        assert all(0.0 <= float(r.get(p, 0)) <= 1.0 for p in ("p_yes", "p_no"))  # type: ignore[arg-type]
-        if r["status"] == "judged":
-            assert r["reward"] == (1.0 if r["judgment"] == "YES" else 0.0)
-        else:  # a first token that is neither word is not a reward of 0
-            assert r["status"] in {"no_judgment", "empty_response"} and r["reward"] is None
+        if r["id"] == "empty":
+            assert r["status"] == "empty_response" and r["reward"] is None
+            continue
+        assert r["status"] == "judged", r
+        assert all(0.0 <= float(r[p]) <= 1.0 for p in ("p_yes", "p_no"))  # type: ignore[arg-type]
+        assert r["reward"] == (1.0 if r["judgment"] == "YES" else 0.0)

@@ -59,7 +59,7 @@ def items() -> list[JudgeItem]:
 
 def test_results_from_first_tokens() -> None:
     backend = FakeBackend()
-    verifier = GenerativeVerifier.from_backend(backend, reward="soft")
+    verifier = GenerativeVerifier.from_backend(backend, reward="soft", constrained=False)
     results = verifier.verify(items())
     a, b, c, d, e = results
     assert (a.status, a.score, a.judgment) == (Status.JUDGED, pytest.approx(0.8), "YES")
@@ -73,6 +73,10 @@ def test_results_from_first_tokens() -> None:
     assert backend.seen[0][0] == {"role": "system", "content": "You are a helpful assistant."}
     verifier.close()
     assert backend.closed
+    # constrained (the default): the likeliest visible variant decides, reason names the token
+    constrained = GenerativeVerifier.from_backend(FakeBackend(), reward="soft").verify(items())[4]
+    assert (constrained.status, constrained.judgment) == (Status.JUDGED, "NO")
+    assert constrained.reason is not None and "constrained" in constrained.reason
 
 
 def test_binary_reward_and_full_response_slot() -> None:

@@ -93,3 +93,26 @@ def test_check_reward() -> None:
     assert check_reward("soft_normalized") == "soft-normalized"
     with pytest.raises(ValueError, match="binary, soft, soft-normalized"):
         check_reward("hard")
+
+
+def test_constrained_judgment_takes_the_likeliest_variant() -> None:
+    from rewardbridge.verifiers.judgment import constrain_to_judgment, first_token_result
+
+    first = FirstToken(
+        "The",
+        {"The": math.log(0.6), "NO": math.log(0.1), " no": math.log(0.05), "YES": math.log(0.2)},
+    )
+    assert constrain_to_judgment(first).chosen == "YES"
+    res = first_token_result(first, "binary", constrained=True)
+    assert res.judged and res.score == 1.0 and res.judgment == "YES"
+    assert res.reason is not None and "'The'" in res.reason
+    soft = first_token_result(first, "soft", constrained=True)
+    assert soft.score == pytest.approx(0.2)
+    # the literal reading leaves it unjudged
+    assert first_token_result(first, "binary", constrained=False).status is Status.NO_JUDGMENT
+    # an emitted judgment token is kept as is
+    no_first = FirstToken(" no", {" no": math.log(0.5), "YES": math.log(0.4)})
+    assert constrain_to_judgment(no_first) is no_first
+    # nothing visible: still unjudged, never 0
+    blind = FirstToken("The", {"The": 0.0})
+    assert first_token_result(blind, "binary", constrained=True).status is Status.NO_JUDGMENT

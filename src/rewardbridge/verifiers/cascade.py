@@ -65,6 +65,7 @@ class CascadeVerifier(BaseVerifier):
         timeout: float | None = None,
         max_concurrency: int | None = None,
         sample: bool | None = None,
+        constrained: bool | None = None,
         workers: int | None = None,
         rule_timeout: float | None = None,
         judge: Verifier | None = None,
@@ -94,6 +95,7 @@ class CascadeVerifier(BaseVerifier):
                 "timeout": timeout,
                 "max_concurrency": max_concurrency,
                 "sample": sample,
+                "constrained": constrained,
             }.items()
             if v is not None
         }

@@ -5,7 +5,8 @@ are a helpful assistant.", the question, the response's final step, the referenc
 returns the judge's first generated token and its probabilities; the reward is read from them
 (``judgment.py``: binary Eq. 3, soft Eq. 4, or the normalised soft reward). Results carry
 ``judgment`` ("YES"/"NO"), ``p_yes``, ``p_no`` and ``score``; a first token that is neither word
-is ``NO_JUDGMENT`` (not 0), a failed request is TIMEOUT/BACKEND_ERROR.
+is restricted to YES/NO by default (``constrained``), else ``NO_JUDGMENT`` (not 0); a failed
+request is TIMEOUT/BACKEND_ERROR.
 
 Backends: a local causal LM (``TransformersBackend``: the embedded SmolLM2-135M by default, any
 model folder, e.g. a distilled verifier) or, when ``base_url`` is given, an OpenAI-compatible
@@ -47,6 +48,9 @@ class GenerativeVerifier(BaseVerifier):
     (paper) or "full". ``device``, ``prefix_sharing``: local backend. ``batch_size``: prompts per
     forward (local). ``timeout``, ``max_concurrency``: server backend. ``sample``: draw the
     first token instead of taking the argmax (the paper samples; greedy is deterministic).
+    ``constrained`` (default): the judgment is restricted to YES/NO, as a guided choice would
+    do (``judgment.constrain_to_judgment``); ``False`` leaves a non-judgment first token
+    unjudged (``NO_JUDGMENT``).
     """
 
     name = "generative"
@@ -66,8 +70,10 @@ class GenerativeVerifier(BaseVerifier):
         timeout: float | None = None,
         max_concurrency: int | None = None,
         sample: bool = False,
+        constrained: bool = True,
     ) -> None:
         self.reward = check_reward(reward)
+        self.constrained = constrained
         self.template = load_template(template)
         if response_slot not in RESPONSE_SLOTS:
             raise ValueError(
@@ -117,10 +123,12 @@ class GenerativeVerifier(BaseVerifier):
         template: str | os.PathLike[str] | JudgeTemplate = "paper",
         response_slot: str = "final_step",
         batch_size: int = 16,
+        constrained: bool = True,
     ) -> GenerativeVerifier:
         """A verifier on a ready backend (a loaded model, a fake in tests)."""
         verifier = cls.__new__(cls)
         verifier.reward = check_reward(reward)
+        verifier.constrained = constrained
         verifier.template = load_template(template)
         if response_slot not in RESPONSE_SLOTS:
             raise ValueError(f"response_slot must be one of {', '.join(RESPONSE_SLOTS)}")
@@ -151,7 +159,7 @@ class GenerativeVerifier(BaseVerifier):
                 )
             for i, answer in zip(chunk, answers, strict=True):
                 results[i] = (
-                    first_token_result(answer, self.reward, self.words)
+                    first_token_result(answer, self.reward, self.words, self.constrained)
                     if isinstance(answer, FirstToken)
                     else answer
                 )

@@ -9,10 +9,17 @@ there (a ``FirstToken``):
 - ``soft_normalized_reward`` (the authors' later code): p(yes) / (p(yes) + p(no)), each summed
   over every case and whitespace variant present ("YES", "Yes", "yes", " YES", ...).
 
-Departure from the paper: where c is neither YES nor NO, Eq. 3 and Eq. 4 give 0; here the item is
-NOT judged (``Status.NO_JUDGMENT``, score ``None``), so training skips it instead of punishing a
-response for the judge's failure. ``soft_normalized_reward`` needs no c: it is unjudged only when
-no variant of either word is visible (a remote top-k without them).
+Constrained judgment (default in ``GenerativeVerifier``): c is restricted to the judgment words,
+as a server's guided choice ``["YES", "NO"]`` would do: when the emitted token is not a variant
+of either word, c is the likeliest visible variant (``constrain_to_judgment``). A judge that
+follows the instruction (the paper's 7B verifier) is unaffected; a small zero-shot judge whose
+top token is "The" still gives a verdict, and the result's ``reason`` records the emitted token.
+``constrained=False`` is the paper's literal reading.
+
+Departure from the paper: where c (unconstrained) is neither YES nor NO, Eq. 3 and Eq. 4 give 0;
+here the item is NOT judged (``Status.NO_JUDGMENT``, score ``None``), so training skips it
+instead of punishing a response for the judge's failure. ``soft_normalized_reward`` needs no c:
+it is unjudged only when no variant of either word is visible (a remote top-k without them).
 
 Which tokens are variants: a token text counts as YES (NO) when the backend resolved it so in
 ``FirstToken.judgment_tokens`` (the first piece of a word the tokenizer splits, see
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rewardbridge.verifiers.backends.base import FirstToken
 from rewardbridge.verifiers.base import Status, VerifierResult
@@ -80,6 +87,21 @@ def chosen_judgment(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> st
     return classify_token(first.chosen, first, words)
 
 
+def constrain_to_judgment(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> FirstToken:
+    """``first`` with c restricted to the judgment words: unchanged when the emitted token is a
+    variant of YES or NO, else the likeliest visible variant (unchanged if none is visible)."""
+    if classify_token(first.chosen, first, words) is not None:
+        return first
+    variants = [
+        (logprob, token)
+        for token, logprob in first.logprobs.items()
+        if classify_token(token, first, words) is not None
+    ]
+    if not variants:
+        return first
+    return replace(first, chosen=max(variants)[1])
+
+
 def binary_reward(first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> float | None:
     """Eq. 3: 1.0 if c is YES, 0.0 if c is NO, None (not judged) otherwise."""
     judgment = chosen_judgment(first, words)
@@ -123,14 +145,21 @@ def check_reward(reward: str) -> str:
 
 
 def first_token_result(
-    first: FirstToken, reward: str = "binary", words: JudgmentWords = PAPER_WORDS
+    first: FirstToken,
+    reward: str = "binary",
+    words: JudgmentWords = PAPER_WORDS,
+    constrained: bool = False,
 ) -> VerifierResult:
     """A ``VerifierResult`` (score, judgment, p_yes, p_no) from one first-token distribution.
 
     ``judgment`` is the emitted token's for binary/soft; for soft-normalized it is the emitted
-    token's when that is a judgment word, else the likelier of the two words.
+    token's when that is a judgment word, else the likelier of the two words. ``constrained``:
+    c restricted to the judgment words first (``constrain_to_judgment``).
     """
     name = check_reward(reward)
+    emitted = first.chosen
+    if constrained:
+        first = constrain_to_judgment(first, words)
     score = REWARD_FUNCTIONS[name](first, words)
     p_yes, p_no = judgment_probabilities(first, words)
     judgment = chosen_judgment(first, words)
@@ -144,6 +173,7 @@ def first_token_result(
         return VerifierResult.failed(
             Status.NO_JUDGMENT, reason, judgment=judgment, p_yes=p_yes, p_no=p_no
         )
-    if judgment is None:  # soft-normalized scores without a judgment token
-        judgment = YES if p_yes >= p_no else NO
-    return VerifierResult.ok(score, judgment=judgment, p_yes=p_yes, p_no=p_no)
+    # soft-normalized scores without a judgment token: the likelier word is the judgment
+    verdict = judgment if judgment is not None else (YES if p_yes >= p_no else NO)
+    note = None if first.chosen == emitted else f"constrained: the judge emitted {emitted!r}"
+    return VerifierResult.ok(score, judgment=verdict, p_yes=p_yes, p_no=p_no, reason=note)
