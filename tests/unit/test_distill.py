@@ -189,3 +189,34 @@ def test_train_two_steps_saves_a_loadable_verifier(tiny_model_dir: Path, tmp_pat
 def test_config_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="learning_rate"):
         DistillTrainConfig(learning_rate=0)
+
+
+def test_collect_from_a_policy_samples_only_what_is_missing(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewardbridge.training import generation
+    from rewardbridge.training.distill import done_ids, sample_items
+
+    examples = [
+        Example(id=f"p{i}", question=f"What is {i}+1?", reference=str(i + 1)) for i in range(2)
+    ]
+    sampled: list[str] = []
+    real = generation.generate_responses
+
+    def counting(policy, part, **kw):  # type: ignore[no-untyped-def]
+        sampled.extend(ex.id for ex in part)
+        return real(policy, part, **kw)
+
+    monkeypatch.setattr(generation, "generate_responses", counting)
+    out = tmp_path / "policy.jsonl"
+    # p0's two responses were judged in an earlier run
+    collect(rollout_items(examples[:1], [["so 1", "so 7"]]), CountingTeacher(), out)
+
+    items = sample_items(
+        str(tiny_model_dir), examples, n=2, skip_ids=done_ids(out), max_new_tokens=4
+    )
+    stats = collect(items, "labels", out)
+    assert sampled == ["p1"]  # p0 is not sampled again
+    assert stats.already_done == 2
+    assert stats.unjudged == {"no_label": 2}  # sampled responses have no gold label
+    assert prompt_ids_path(out).read_text().split() == ["p0", "p1"]
