@@ -360,18 +360,13 @@ def build_trainer(
     The dataset is pre-tokenized (``input_ids`` + ``completion_mask``); with
     ``completion_only_loss=True`` TRL sets the label of every other position to -100.
     """
-    import importlib
-
     import torch
+    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from rewardbridge.models import resolve_model
     from rewardbridge.training.sft_data import balance_classes, build_sft_examples
-
-    # imported by name: a type checker run from the repository root would take the root's
-    # data folder ``datasets/`` for the Hugging Face package
-    Dataset = importlib.import_module("datasets").Dataset
 
     config = config or DistillTrainConfig()
     rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]

@@ -273,7 +273,7 @@ def load_training_examples(config: RunConfig) -> tuple[list[Example], list[Examp
 
 def to_dataset(examples: Sequence[Example], system_prompt: str | None) -> Any:
     """A ``datasets.Dataset`` in TRL's conversational format, with the columns our reward reads."""
-    from datasets import Dataset  # type: ignore[attr-defined]
+    from datasets import Dataset
 
     system = system_prompt if system_prompt is not None else PAPER_POLICY_SYSTEM_PROMPT
     return Dataset.from_list(
