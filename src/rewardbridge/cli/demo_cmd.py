@@ -17,9 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20, help="RL steps (default: %(default)s)")
     p.add_argument("--holdout", type=int, default=16, help="held-out questions evaluated")
     p.add_argument("--eval-tokens", type=int, default=48, help="max new tokens when evaluating")
-    p.add_argument("--verifier", default="jaccard",
-                   help="training verifier (default: jaccard, the paper's rule-based soft reward; "
-                        "generative or cascade use the embedded 135M judge)")  # fmt: skip
+    p.add_argument(
+        "--verifier",
+        default="jaccard",
+        help="training verifier (default: jaccard, the paper's rule-based soft reward; "
+        "generative or cascade use the embedded 135M judge)",
+    )
     p.add_argument("--policy", default="default", help="policy model (default: embedded)")
     p.set_defaults(func=run)
 
@@ -30,9 +33,12 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.holdout < 1:
         raise ValueError("--steps and --holdout must be >= 1")
     config = demo_config(
-        args.output_dir, steps=args.steps, verifier=args.verifier, holdout=args.holdout,
+        args.output_dir,
+        steps=args.steps,
+        verifier=args.verifier,
+        holdout=args.holdout,
         policy=args.policy,
-    )  # fmt: skip
+    )
     demo = run_demo(config, eval_tokens=args.eval_tokens)
     print(format_summary(demo, args.verifier))
     return 0

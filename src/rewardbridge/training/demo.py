@@ -88,16 +88,24 @@ def run_demo(config: RunConfig, *, eval_tokens: int = 48) -> DemoResult:
     try:
         log.info("held-out accuracy before training (%d questions)", len(heldout))
         before = evaluate_policy(
-            config.model.policy, heldout, verifier, max_new_tokens=eval_tokens,
-            output=out / "eval_before.jsonl", progress=True,
-        )  # fmt: skip
+            config.model.policy,
+            heldout,
+            verifier,
+            max_new_tokens=eval_tokens,
+            output=out / "eval_before.jsonl",
+            progress=True,
+        )
         write_report(before, out / "eval_before", title="before training")
         result = train(config, verifier=verifier)
         log.info("held-out accuracy after training")
         after = evaluate_policy(
-            result.final_model, heldout, verifier, max_new_tokens=eval_tokens,
-            output=out / "eval_after.jsonl", progress=True,
-        )  # fmt: skip
+            result.final_model,
+            heldout,
+            verifier,
+            max_new_tokens=eval_tokens,
+            output=out / "eval_after.jsonl",
+            progress=True,
+        )
         write_report(after, out / "eval_after", title="after training")
     finally:
         verifier.close()
@@ -105,23 +113,38 @@ def run_demo(config: RunConfig, *, eval_tokens: int = 48) -> DemoResult:
     b, a = before.overall.as_dict(), after.overall.as_dict()
     lines = {}
     if b["mean_score"] is not None and a["mean_score"] is not None:
-        lines = {f"held-out score before {b['mean_score']:.3f}": b["mean_score"],
-                 f"after {a['mean_score']:.3f}": a["mean_score"]}  # fmt: skip
+        lines = {
+            f"held-out score before {b['mean_score']:.3f}": b["mean_score"],
+            f"after {a['mean_score']:.3f}": a["mean_score"],
+        }
     plot = plot_metrics(
-        rows, out / "curves.png", title=f"quickstart demo: RLOO + {verifier.name}",
+        rows,
+        out / "curves.png",
+        title=f"quickstart demo: RLOO + {verifier.name}",
         extra_lines=lines,
-    )  # fmt: skip
+    )
     demo = DemoResult(
-        before=b, after=a, reward_first=_window_mean(rows, True),
-        reward_last=_window_mean(rows, False), steps=result.global_step,
-        seconds=time.perf_counter() - start, plot=plot, summary=out / "demo_summary.json",
-    )  # fmt: skip
+        before=b,
+        after=a,
+        reward_first=_window_mean(rows, True),
+        reward_last=_window_mean(rows, False),
+        steps=result.global_step,
+        seconds=time.perf_counter() - start,
+        plot=plot,
+        summary=out / "demo_summary.json",
+    )
     summary = {
-        "verifier": verifier.name, "rule_check": before.rule_verifier,
-        "heldout_questions": len(heldout), "steps": demo.steps,
-        "reward_first5": demo.reward_first, "reward_last5": demo.reward_last,
-        "before": b, "after": a, "seconds": round(demo.seconds, 1), "plot": str(plot),
-    }  # fmt: skip
+        "verifier": verifier.name,
+        "rule_check": before.rule_verifier,
+        "heldout_questions": len(heldout),
+        "steps": demo.steps,
+        "reward_first5": demo.reward_first,
+        "reward_last5": demo.reward_last,
+        "before": b,
+        "after": a,
+        "seconds": round(demo.seconds, 1),
+        "plot": str(plot),
+    }
     demo.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return demo
 
