@@ -242,6 +242,10 @@ def judge_file(
                 flush(batch, out)
         summary.complete = True
     finally:
+        if not summary.complete:
+            # interrupted, possibly between a write and its count: count what the file holds
+            tally = _Tally()
+            read_done(out_path, tally)
         summary.skipped_invalid = records.skipped + duplicates
         summary.elapsed_s = time.perf_counter() - start
         summary.items_per_s = summary.new / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
