@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import JudgeItem
+from rewardbridge.data.labeled_sets import LABELED_SETS
 from rewardbridge.evaluation.agreement import binary_metrics
 from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
 from rewardbridge.verifiers.cascade import CascadeVerifier, accepted_by_rule
@@ -45,76 +45,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "datasets"
 RULES = ("contains", "jaccard", "exact", "math")
 ALL_VERIFIERS = (*RULES, "generative", "cascade")
-GSM8K_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def load_hardverify() -> list[JudgeItem]:
-    rows = _rows(DATA / "hardverify_math" / "HardVerify-Math_pairs.jsonl")
-    return [
-        JudgeItem(
-            id=f"hv-{r['id']}-{r['response_field']}",
-            question=r["question"],
-            reference=r["ground_truth"],
-            response=r["response"],
-            label=bool(r["label"]),
-        )
-        for r in rows
-    ]
-
-
-def gsm8k_reference(ground_truth: str) -> str:
-    """The number after the last 'A:' of a GSM8K ground-truth solution."""
-    match = re.search(r"A:\s*(.+?)\s*$", ground_truth.strip())
-    if match is None:
-        raise ValueError(f"no 'A:' line in GSM8K ground truth: {ground_truth[-80:]!r}")
-    return match.group(1)
-
-
-def load_gsm8k() -> list[JudgeItem]:
-    items = []
-    for i, r in enumerate(
-        _rows(DATA / "gsm8k_model_solutions_labeled" / "example_model_solutions.jsonl")
-    ):
-        reference = gsm8k_reference(r["ground_truth"])
-        for model in GSM8K_MODELS:
-            items.append(
-                JudgeItem(
-                    id=f"gsm8k-{i}-{model}",
-                    question=r["question"],
-                    reference=reference,
-                    response=r[model]["solution"],
-                    label=bool(r[model]["is_correct"]),
-                )
-            )
-    return items
-
-
-def load_qwen_math() -> list[JudgeItem]:
-    items = []
-    for r in _rows(DATA / "qwen25_math_rm_samples" / "math_cot_100.jsonl"):
-        for k, (response, score) in enumerate(zip(r["response"], r["score"], strict=True)):
-            items.append(
-                JudgeItem(
-                    id=f"qwen-{r['idx']}-{k}",
-                    question=r["question"],
-                    reference=r["gt"],
-                    response=response,
-                    label=bool(score),
-                )
-            )
-    return items
-
-
-DATASETS: dict[str, Callable[[], list[JudgeItem]]] = {
-    "hardverify_math": load_hardverify,
-    "gsm8k": load_gsm8k,
-    "qwen25_math": load_qwen_math,
-}
 
 
 def subsample(items: list[JudgeItem], n: int | None, seed: int) -> list[JudgeItem]:
@@ -293,7 +223,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="GSM8K triples to sample of 5,276 (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    p.add_argument("--datasets", nargs="+", choices=list(LABELED_SETS), default=list(LABELED_SETS))
     p.add_argument("--verifiers", nargs="+", choices=ALL_VERIFIERS, default=list(ALL_VERIFIERS))
     p.add_argument("--model", help="generative judge: model folder (default: embedded 135M)")
     p.add_argument("--base-url", action="append", help="generative judge: OpenAI-compatible server")
@@ -324,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes: dict[str, int] = {}
     started = time.perf_counter()
     for dataset in args.datasets:
-        items = DATASETS[dataset]()
+        items = LABELED_SETS[dataset](DATA)
         if dataset == "gsm8k":
             items = subsample(items, args.gsm8k_sample, args.seed)
         items = subsample(items, limit, args.seed)

@@ -6,7 +6,6 @@ from collections import Counter
 
 from rewardbridge.data.example import Example, JudgeItem
 from rewardbridge.training.distill_demo import (
-    _gsm8k_answer,
     balanced_sample,
     master_key_items,
     split_of,
@@ -51,7 +50,3 @@ def test_synthetic_items_and_master_keys() -> None:
     keys = master_key_items(items, [".", "Solution"], per_key=2)
     assert len(keys) == 4 and all(k.label is False and k.domain == "master_key" for k in keys)
     assert {k.response for k in keys} == {".", "Solution"}
-
-
-def test_gsm8k_reference_is_the_final_number() -> None:
-    assert _gsm8k_answer("She makes 9 * 2 = $18 every day.\nA: 18") == "18"

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -102,63 +101,16 @@ QUICK = DemoConfig(train_size=16, test_size=16, dev_size=8, audit_questions=2)
 # --- the labeled pool -----------------------------------------------------------------------
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def _gsm8k_answer(solution: str) -> str:
-    """'... A: 18' -> '18' (the reference answer of a GSM8K ground-truth solution)."""
-    last = solution.strip().splitlines()[-1]
-    match = re.match(r"\s*A:\s*(.*)", last)
-    return match.group(1).strip() if match else last.strip()
-
-
 def load_demo_pool(datasets_dir: str | Path, *, seed: int = 0) -> list[JudgeItem]:
     """Labeled (question, reference, response) items from the benchmark datasets and
     synthetic items for the bundled Multi-subject questions; ``domain`` names the source."""
+    from rewardbridge.data.labeled_sets import LABELED_SETS
     from rewardbridge.data.loaders import load_sample_examples
 
     root = Path(datasets_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: the repository's datasets/ folder is needed by the demo")
-    items: list[JudgeItem] = []
-    for i, row in enumerate(_jsonl(root / "hardverify_math" / "HardVerify-Math_pairs.jsonl")):
-        items.append(
-            JudgeItem(
-                id=f"hardverify-{i}",
-                question=row["question"],
-                reference=row["ground_truth"],
-                response=row["response"],
-                label=bool(row["label"]),
-                domain="hardverify_math",
-            )
-        )
-    gsm = root / "gsm8k_model_solutions_labeled" / "example_model_solutions.jsonl"
-    for i, row in enumerate(_jsonl(gsm)):
-        for model in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
-            items.append(
-                JudgeItem(
-                    id=f"gsm8k-{i}-{model}",
-                    question=row["question"],
-                    reference=_gsm8k_answer(row["ground_truth"]),
-                    response=row[model]["solution"],
-                    label=bool(row[model]["is_correct"]),
-                    domain="gsm8k",
-                )
-            )
-    for row in _jsonl(root / "qwen25_math_rm_samples" / "math_cot_100.jsonl"):
-        for k, (response, score) in enumerate(zip(row["response"], row["score"], strict=True)):
-            items.append(
-                JudgeItem(
-                    id=f"qwen-math-{row['idx']}-{k}",
-                    question=row["question"],
-                    reference=str(row["gt"]),
-                    response=response,
-                    label=bool(score),
-                    domain="qwen25_math",
-                )
-            )
+    items = [item for load in LABELED_SETS.values() for item in load(root)]
     items += synthetic_items(load_sample_examples(), seed=seed)
     return items
 

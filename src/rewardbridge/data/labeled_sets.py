@@ -1,0 +1,92 @@
+"""Readers for the labeled verifier sets kept in the repository's ``datasets/`` folder
+(HardVerify-Math pairs, GSM8K model solutions, Qwen2.5-Math samples; see each PROVENANCE.md).
+
+Each returns ``JudgeItem``s with the gold verdict in ``label`` and the set's name in ``domain``.
+Used by the verifier-accuracy benchmark and the distillation demo; they are not package data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rewardbridge.data.example import JudgeItem
+
+GSM8K_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def gsm8k_reference(ground_truth: str) -> str:
+    """The answer after the last 'A:' of a GSM8K ground-truth solution ('... A: 18' -> '18')."""
+    match = re.search(r"A:\s*(.+?)\s*$", ground_truth.strip())
+    if match is None:
+        raise ValueError(f"no 'A:' line in GSM8K ground truth: {ground_truth[-80:]!r}")
+    return match.group(1)
+
+
+def load_hardverify_pairs(root: str | Path) -> list[JudgeItem]:
+    """500 items: per question an equivalent-but-rewritten answer (YES) and a wrong one (NO)."""
+    rows = _rows(Path(root) / "hardverify_math" / "HardVerify-Math_pairs.jsonl")
+    return [
+        JudgeItem(
+            id=f"hv-{r['id']}-{r['response_field']}",
+            question=r["question"],
+            reference=r["ground_truth"],
+            response=r["response"],
+            label=bool(r["label"]),
+            domain="hardverify_math",
+        )
+        for r in rows
+    ]
+
+
+def load_gsm8k_solutions(root: str | Path) -> list[JudgeItem]:
+    """5,276 items: four model solutions per GSM8K test question, labeled ``is_correct``."""
+    path = Path(root) / "gsm8k_model_solutions_labeled" / "example_model_solutions.jsonl"
+    items = []
+    for i, r in enumerate(_rows(path)):
+        reference = gsm8k_reference(r["ground_truth"])
+        items += [
+            JudgeItem(
+                id=f"gsm8k-{i}-{model}",
+                question=r["question"],
+                reference=reference,
+                response=r[model]["solution"],
+                label=bool(r[model]["is_correct"]),
+                domain="gsm8k",
+            )
+            for model in GSM8K_MODELS
+        ]
+    return items
+
+
+def load_qwen_math_samples(root: str | Path) -> list[JudgeItem]:
+    """800 items: eight Qwen2.5-Math responses per MATH question with rule labels."""
+    items = []
+    for r in _rows(Path(root) / "qwen25_math_rm_samples" / "math_cot_100.jsonl"):
+        items += [
+            JudgeItem(
+                id=f"qwen-{r['idx']}-{k}",
+                question=r["question"],
+                reference=str(r["gt"]),
+                response=response,
+                label=bool(score),
+                domain="qwen25_math",
+            )
+            for k, (response, score) in enumerate(zip(r["response"], r["score"], strict=True))
+        ]
+    return items
+
+
+LABELED_SETS: dict[str, Callable[[str | Path], list[JudgeItem]]] = {
+    "hardverify_math": load_hardverify_pairs,
+    "gsm8k": load_gsm8k_solutions,
+    "qwen25_math": load_qwen_math_samples,
+}
