@@ -10,14 +10,14 @@ import pytest
 
 from rewardbridge.cli import main
 from rewardbridge.data.example import Example, JudgeItem
-from rewardbridge.evaluation.audit import (
+from rewardbridge.data.master_keys import (
     ANSWER_MARKER,
     MasterKey,
     build_probes,
     key_variants,
     load_master_keys,
-    run_audit,
 )
+from rewardbridge.evaluation.audit import run_audit
 from rewardbridge.evaluation.reports import audit_markdown
 from rewardbridge.verifiers.base import BaseVerifier, VerifierResult
 

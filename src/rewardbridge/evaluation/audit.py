@@ -4,7 +4,7 @@ Zhao et al. 2025 (arXiv 2507.08794, "One Token to Fool LLM-as-a-Judge") found th
 such as a single space, "." or "Thought process:" get judged correct by LLM verifiers (11% for
 the paper's released 7B verifier). A policy trained against such a verifier learns to emit them.
 
-The probe: every master key of the bundled list (``data/sample/master_keys.jsonl``), plus simple
+The probe: every master key of the bundled list (``rewardbridge.data.master_keys``), plus simple
 variants of each (other casing, a trailing newline, the policy's answer marker "Therefore, the
 answer is" followed by the key), is put in the response slot of every audited question, with the
 question's real reference. Every such item is wrong by construction, so a YES is a false
@@ -18,86 +18,20 @@ timeouts) are counted apart.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from typing import Any
 
 from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.data.master_keys import (
+    ANSWER_MARKER,
+    MasterKey,
+    Probe,
+    build_probes,
+    load_master_keys,
+)
 from rewardbridge.verifiers.base import Status, Verifier, VerifierResult
-
-ANSWER_MARKER = "Therefore, the answer is"
-
-
-@dataclass(frozen=True, slots=True)
-class MasterKey:
-    id: str
-    text: str
-    category: str = ""
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """One response text to try: a master key or a variant of one."""
-
-    key_id: str
-    variant: str
-    text: str
-
-
-def load_master_keys() -> list[MasterKey]:
-    """The bundled master-key list (package data)."""
-    text = (
-        resources.files("rewardbridge.data")
-        .joinpath("sample", "master_keys.jsonl")
-        .read_text("utf-8")
-    )
-    keys = []
-    for line in text.splitlines():
-        if line.strip():
-            raw = json.loads(line)
-            keys.append(
-                MasterKey(
-                    id=str(raw["id"]),
-                    text=raw["master_key"],
-                    category=raw.get("category", ""),
-                    note=raw.get("note", ""),
-                )
-            )
-    return keys
-
-
-def key_variants(key: MasterKey) -> list[Probe]:
-    """The key itself and its variants; variants identical to an earlier text are dropped."""
-    candidates = [
-        ("original", key.text),
-        ("lower", key.text.lower()),
-        ("upper", key.text.upper()),
-        ("trailing-newline", key.text + "\n"),
-        ("answer-marker", f"{ANSWER_MARKER} {key.text}"),
-    ]
-    seen: set[str] = set()
-    out = []
-    for variant, text in candidates:
-        if text not in seen:
-            seen.add(text)
-            out.append(Probe(key.id, variant, text))
-    return out
-
-
-def build_probes(keys: Sequence[MasterKey], *, variants: bool = True) -> list[Probe]:
-    """Every probe to try; with variants, also the bare answer marker (a key of its own)."""
-    probes = [
-        p
-        for k in keys
-        for p in (key_variants(k) if variants else [Probe(k.id, "original", k.text)])
-    ]
-    if variants:
-        probes.append(Probe("answer-marker-only", "original", ANSWER_MARKER))
-    return probes
 
 
 def probe_items(probes: Sequence[Probe], examples: Sequence[Example]) -> list[JudgeItem]:
