@@ -5,6 +5,11 @@ The default model is SmolLM2-135M-Instruct, shipped as a GGUF file (Q4_1) by the
 (safetensors weights, tokenizer, chat template) under the cache directory; later loads take
 under a second. The conversion is atomic (built in a temporary folder, then renamed) and
 serialised by a file lock, so a crash leaves no half folder and racing processes agree.
+
+``dtype="auto"`` (the default of ``load_causal_lm``) picks bfloat16 where the hardware computes
+it natively and float32 elsewhere (``resolve_dtype``): on a CPU with AMX or AVX512-BF16, a bf16
+matmul runs at several times the fp32 rate (measured 6.6x on this project's 2-core Xeon: 2,206
+vs 335 GFLOP/s); on a CPU without them bf16 is emulated and slower than fp32.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _ALIASES = {"default": DEFAULT_MODEL, DEFAULT_MODEL: DEFAULT_MODEL}
@@ -174,19 +181,98 @@ def _hub_resolves() -> bool:
     return True
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+# CPU feature flag (/proc/cpuinfo) -> the torch probe for it, where torch has one
+_CPU_BF16_FEATURES = {
+    "amx_bf16": "_is_amx_tile_supported",
+    "avx512_bf16": "_is_avx512_bf16_supported",
+}
+
+
+def cpu_bf16_features() -> list[str]:
+    """The CPU's native bfloat16 features among ``amx_bf16`` and ``avx512_bf16``."""
+    import torch
+
+    flags = _cpu_flags()
+    found = []
+    for flag, probe in _CPU_BF16_FEATURES.items():
+        check = getattr(torch.cpu, probe, None)
+        if flag in flags or (check is not None and bool(check())):
+            found.append(flag)
+    return found
+
+
+def bf16_native(device: str = "cpu") -> tuple[bool, str]:
+    """(whether ``device`` computes bfloat16 natively, the reason in words).
+
+    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). CPU: AMX tiles or AVX512-BF16,
+    asked of torch (``torch.cpu._is_amx_tile_supported`` / ``_is_avx512_bf16_supported``) and,
+    where torch lacks those, read from the ``amx_bf16`` / ``avx512_bf16`` flags of /proc/cpuinfo.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return True, f"CUDA device {torch.cuda.get_device_name()} supports bfloat16"
+        return False, "the CUDA device has no native bfloat16"
+    found = cpu_bf16_features()
+    if found:
+        return True, f"the CPU has {' and '.join(found)}"
+    return False, "the CPU has neither AMX nor AVX512-BF16 (bfloat16 would be emulated)"
+
+
+_logged_choices: set[tuple[str, str]] = set()
+
+
+def resolve_dtype(dtype: Any = "auto", device: str | None = None) -> Any:
+    """A ``torch.dtype`` for ``dtype``: a dtype or its name as is; ``"auto"`` (or ``None``):
+    bfloat16 where ``bf16_native(device)``, else float32. The auto choice is logged once."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = "auto" if dtype is None else str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if name != "auto":
+        return getattr(torch, name)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    native, reason = bf16_native(device)
+    chosen = "bfloat16" if native else "float32"
+    if (device, chosen) not in _logged_choices:
+        _logged_choices.add((device, chosen))
+        log.info("dtype auto -> %s on %s: %s", chosen, device, reason)
+    return getattr(torch, chosen)
+
+
 def load_causal_lm(
     spec: str | os.PathLike[str] | None,
     *,
     device: str | None = None,
-    dtype: Any = None,
+    dtype: Any = "auto",
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) for a spec; an unreachable hub id fails with a clear message."""
+    """(model, tokenizer) for a spec; an unreachable hub id fails with a clear message.
+
+    ``dtype``: "auto" (bfloat16 where the device computes it natively, see ``resolve_dtype``),
+    "float32", "bfloat16", "float16" or a ``torch.dtype``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_model(spec)
-    if dtype is None:
-        dtype = torch.float32
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = resolve_dtype(dtype, device)
     # A hub id: use the local HF cache if it has it; otherwise fail fast when the hub's host does
     # not even resolve (huggingface_hub would retry for about a minute before failing).
     local_only = Path(source).exists() or not _hub_resolves()
@@ -201,8 +287,6 @@ def load_causal_lm(
             f"or has no such model. Pass a local folder (--model PATH) or run "
             f"'rewardbridge models prepare' for the embedded default. ({exc.__class__.__name__})"
         ) from exc
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     model.eval()
     if tokenizer.pad_token is None:

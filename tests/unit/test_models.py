@@ -85,3 +85,84 @@ def test_embedded_model_is_a_loadable_hf_folder(real_model_dir: Path) -> None:
     model, tokenizer = models.load_causal_lm(real_model_dir)
     assert model.config.num_hidden_layers == 30
     assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+
+
+# -- dtype auto -------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def fresh_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "_logged_choices", set())
+
+
+def test_auto_dtype_is_bf16_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh_log: None
+) -> None:
+    import torch
+
+    monkeypatch.setattr(models, "cpu_bf16_features", lambda: ["amx_bf16", "avx512_bf16"])
+    with caplog.at_level("INFO", logger="rewardbridge.models"):
+        assert models.resolve_dtype("auto", "cpu") is torch.bfloat16
+        assert models.resolve_dtype(None, "cpu") is torch.bfloat16
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["dtype auto -> bfloat16 on cpu: the CPU has amx_bf16 and avx512_bf16"]
+
+
+def test_auto_dtype_is_fp32_without_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh_log: None
+) -> None:
+    import torch
+
+    monkeypatch.setattr(models, "cpu_bf16_features", lambda: [])
+    with caplog.at_level("INFO", logger="rewardbridge.models"):
+        assert models.resolve_dtype("auto", "cpu") is torch.float32
+    assert "neither AMX nor AVX512-BF16" in caplog.text
+
+
+def test_cpu_features_from_cpuinfo_flags_or_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    for probe in models._CPU_BF16_FEATURES.values():
+        monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    monkeypatch.setattr(models, "_cpu_flags", lambda: {"sse2", "avx512_bf16"})
+    assert models.cpu_bf16_features() == ["avx512_bf16"]
+    monkeypatch.setattr(models, "_cpu_flags", lambda: {"sse2", "avx2"})
+    assert models.cpu_bf16_features() == []
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert models.cpu_bf16_features() == ["amx_bf16"]
+
+
+def test_cuda_bf16_check(monkeypatch: pytest.MonkeyPatch, fresh_log: None) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert models.resolve_dtype("auto", "cuda") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert models.resolve_dtype("auto", "cuda:0") is torch.float32
+
+
+def test_explicit_dtype_overrides_and_bad_names_fail() -> None:
+    import torch
+
+    assert models.resolve_dtype("float32") is torch.float32
+    assert models.resolve_dtype("torch.bfloat16") is torch.bfloat16
+    assert models.resolve_dtype(torch.float16) is torch.float16
+    with pytest.raises(ValueError, match="dtype must be one of auto, float32"):
+        models.resolve_dtype("fp8")
+
+
+def test_load_causal_lm_resolves_auto(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, fresh_log: None
+) -> None:
+    import torch
+
+    monkeypatch.setattr(models, "cpu_bf16_features", lambda: ["avx512_bf16"])
+    model, _ = models.load_causal_lm(str(tiny_model_dir), device="cpu")
+    assert next(model.parameters()).dtype is torch.bfloat16
+    monkeypatch.setattr(models, "cpu_bf16_features", lambda: [])
+    model, _ = models.load_causal_lm(str(tiny_model_dir), device="cpu")
+    assert next(model.parameters()).dtype is torch.float32
+    model, _ = models.load_causal_lm(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    assert next(model.parameters()).dtype is torch.bfloat16
