@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rewardbridge.data.example import Example
-from rewardbridge.training.generation import (
+from rewardbridge.policy.generation import (
     PAPER_POLICY_SYSTEM_PROMPT,
     generate_responses,
     render_prompts,

@@ -175,7 +175,7 @@ def evaluate_policy(
     ``output``: a JSONL file of per-sample rows, appended batch by batch; ids already in it are
     not generated again (resume) and count in the report.
     """
-    from rewardbridge.training.generation import generate_responses, load_policy
+    from rewardbridge.policy.generation import generate_responses, load_policy
     from rewardbridge.verifiers.registry import build_verifier
 
     rule = build_verifier(rule_verifier) if isinstance(rule_verifier, str) else rule_verifier

@@ -261,7 +261,7 @@ def sample_items(
 ) -> Iterator[JudgeItem]:
     """Sample ``n`` responses per example from ``policy``, ``chunk`` prompts at a time; prompts
     whose n items are all in ``skip_ids`` are not sampled again (resume)."""
-    from rewardbridge.training.generation import generate_responses, load_policy
+    from rewardbridge.policy.generation import generate_responses, load_policy
 
     skip_ids = skip_ids or set()
     todo = [ex for ex in examples if any(f"{ex.id}#{k}" not in skip_ids for k in range(n))]

@@ -35,7 +35,7 @@ from rewardbridge.rewards.advantages import compute_advantages, get_estimator
 from rewardbridge.rewards.kl import sequence_kl
 from rewardbridge.rewards.normalize import zscore
 from rewardbridge.training.config import RunConfig
-from rewardbridge.training.generation import PAPER_POLICY_SYSTEM_PROMPT
+from rewardbridge.policy.generation import PAPER_POLICY_SYSTEM_PROMPT
 from rewardbridge.training.metrics import console_line, metrics_row, truncate_metrics
 from rewardbridge.verifiers.base import Verifier
 
