@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -67,13 +69,75 @@ def test_rule_no_and_unjudged_go_to_the_judge() -> None:
     assert "invalid_input (reference unparsable)" in (out[2].reason or "")
 
 
-def test_judge_failure_keeps_the_rules_zero_but_never_invents_one() -> None:
+def test_judge_failure_after_a_rule_no_is_not_judged() -> None:
     rule, judge = Stub("math", exact_rule), Stub("generative", failing_judge)
-    out = CascadeVerifier(rule, judge=judge).verify([item("no", "41"), item("bad-ref", "x", "?")])
+    out = CascadeVerifier(rule, judge=judge).verify([item("no", "41"), item("yes", "42")])
+    assert out[0].status is Status.TIMEOUT and out[0].score is None
+    assert out[0].stage == "generative"
+    assert out[0].reason == (
+        "math: score 0; generative could not judge (timeout (no answer within 1 s))"
+    )
+    assert out[1].judged and out[1].score == 1.0 and out[1].stage == "math"
+
+
+def test_judge_failure_after_an_unjudged_rule_is_not_judged() -> None:
+    rule, judge = Stub("math", exact_rule), Stub("generative", failing_judge)
+    for policy in ("unjudged", "rule"):
+        cascade = CascadeVerifier(rule, judge=judge, on_judge_failure=policy)  # type: ignore[arg-type]
+        out = cascade.verify([item("bad-ref", "x", "?")])
+        assert out[0].status is Status.TIMEOUT and out[0].score is None
+        assert out[0].stage == "generative"
+        assert "math: invalid_input (reference unparsable)" in (out[0].reason or "")
+
+
+def test_on_judge_failure_rule_keeps_the_rules_verdict() -> None:
+    rule, judge = Stub("math", exact_rule), Stub("generative", failing_judge)
+    cascade = CascadeVerifier(rule, judge=judge, on_judge_failure="rule")
+    out = cascade.verify([item("no", "41")])
     assert out[0].judged and out[0].score == 0.0 and out[0].stage == "math"
     assert "generative could not judge (timeout" in (out[0].reason or "")
-    assert out[1].status is Status.TIMEOUT and out[1].score is None
-    assert out[1].stage == "generative"
+
+
+def test_on_judge_failure_must_be_known() -> None:
+    with pytest.raises(ValueError, match="on_judge_failure"):
+        CascadeVerifier(Stub("math", exact_rule), on_judge_failure="zero")  # type: ignore[arg-type]
+
+
+# Port 9 (discard): nothing listens there, so every request is refused at once.
+DEAD_JUDGE = "http://127.0.0.1:9/v1"
+
+
+def test_a_dead_judge_server_judges_none_of_the_rule_rejected_items() -> None:
+    cascade = build_verifier(
+        "cascade", rule="contains", base_url=DEAD_JUDGE, served_model="m", timeout=2.0
+    )
+    items = [item("yes", "the answer is 42"), item("no-1", "41"), item("no-2", "forty")]
+    with cascade:  # type: ignore[attr-defined]
+        out = cascade.verify(items)
+    assert out[0].judged and out[0].score == 1.0
+    assert [r.status for r in out[1:]] == [Status.BACKEND_ERROR, Status.BACKEND_ERROR]
+    assert all(r.score is None and r.stage == "generative" for r in out[1:])
+
+
+def test_judge_cli_with_a_dead_judge_server_writes_no_rule_zeros(tmp_path: Path) -> None:
+    from rewardbridge.cli import main
+
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [("yes", "the answer is 42"), ("no-1", "41"), ("no-2", "forty")]
+    src.write_text(
+        "".join(
+            json.dumps({"id": i, "question": "q", "reference": "42", "response": r}) + "\n"
+            for i, r in rows
+        )
+    )
+    argv = ["judge", str(src), "-o", str(dst), "--no-progress", "--verifier", "cascade"]
+    argv += ["--rule", "contains", "--base-url", DEAD_JUDGE, "--timeout", "2"]
+    assert main(argv) == 0
+    records = {r["id"]: r for r in map(json.loads, dst.read_text().splitlines())}
+    assert records["yes"]["status"] == "judged" and records["yes"]["reward"] == 1.0
+    for ident in ("no-1", "no-2"):
+        assert records[ident]["status"] == "backend_error"
+        assert records[ident]["reward"] is None
 
 
 def test_empty_response_is_not_judged_by_either_stage() -> None:

@@ -14,21 +14,26 @@ Not in the paper, which uses one verifier at a time. Choices made here:
 
 - The generative verifier is built on first need, so a batch the rule accepts entirely never
   loads a model or opens a connection.
-- When the judge cannot judge an item (timeout, backend error, no YES/NO token) and the rule did
-  judge it (score 0), the rule's 0 stands, with ``stage`` set to the rule and the judge's failure
-  in the reason: the result is never worse than the rule alone. When neither judged, the judge's
-  failed result is returned (unjudged, never a 0).
+- When the judge cannot judge an item the rule rejected (timeout, backend error, no YES/NO
+  token), the item is not judged: the judge's failed status, ``stage`` "generative", and a reason
+  that says what both stages said. The rule's 0 is not a verdict on such an item (rules say no
+  wrongly, which is why the judge was asked), and a dead judge must not train on rule zeros
+  while reporting nothing unjudged. ``on_judge_failure="rule"`` keeps the rule's verdict
+  instead (the judge's failure stays in the reason); an item neither stage judged is unjudged
+  either way.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
 from rewardbridge.verifiers.registry import build_verifier
+
+OnJudgeFailure = Literal["unjudged", "rule"]
 
 
 def accepted_by_rule(result: VerifierResult) -> bool:
@@ -44,6 +49,7 @@ class CascadeVerifier(BaseVerifier):
     ``timeout``, ``max_concurrency``, ``sample``) go to ``GenerativeVerifier``; ``workers`` and
     ``rule_timeout`` go to the rule verifier (``math``: processes and seconds per item).
     ``judge`` replaces the generative verifier with any verifier (tests, a remote server).
+    ``on_judge_failure``: "unjudged" (default) or "rule" (see the module docstring).
     """
 
     name = "cascade"
@@ -69,7 +75,14 @@ class CascadeVerifier(BaseVerifier):
         workers: int | None = None,
         rule_timeout: float | None = None,
         judge: Verifier | None = None,
+        on_judge_failure: OnJudgeFailure = "unjudged",
     ) -> None:
+        if on_judge_failure not in get_args(OnJudgeFailure):
+            raise ValueError(
+                f"on_judge_failure must be one of {', '.join(get_args(OnJudgeFailure))}; "
+                f"got {on_judge_failure!r}"
+            )
+        self.on_judge_failure: OnJudgeFailure = on_judge_failure
         if isinstance(rule, str):
             if rule in ("cascade", "generative"):
                 raise ValueError(
@@ -119,7 +132,7 @@ class CascadeVerifier(BaseVerifier):
             return results
         judged = self.judge.verify([items[i] for i in escalate])
         for i, judge_result in zip(escalate, judged, strict=True):
-            results[i] = merge(results[i], judge_result)
+            results[i] = merge(results[i], judge_result, self.on_judge_failure)
         return results
 
     def close(self) -> None:
@@ -129,19 +142,27 @@ class CascadeVerifier(BaseVerifier):
                 self._judge.close()
 
 
-def merge(rule_result: VerifierResult, judge_result: VerifierResult) -> VerifierResult:
+def merge(
+    rule_result: VerifierResult,
+    judge_result: VerifierResult,
+    on_judge_failure: OnJudgeFailure = "unjudged",
+) -> VerifierResult:
     """The result for an item the rule did not accept (see the module docstring)."""
     rule_said = f"{rule_result.stage}: {_describe(rule_result)}"
-    if judge_result.judged or not rule_result.judged:
-        reason = f"{rule_said}; generative: {_describe(judge_result)}"
+    latency_s = rule_result.latency_s + judge_result.latency_s
+    if judge_result.judged:
         return judge_result.with_(
             stage=judge_result.stage or "generative",
-            reason=reason,
-            latency_s=rule_result.latency_s + judge_result.latency_s,
+            reason=f"{rule_said}; generative: {_describe(judge_result)}",
+            latency_s=latency_s,
         )
-    return rule_result.with_(
-        reason=f"{rule_said}; generative could not judge ({_describe(judge_result)})",
-        latency_s=rule_result.latency_s + judge_result.latency_s,
+    judge_said = f"generative could not judge ({_describe(judge_result)})"
+    if on_judge_failure == "rule" and rule_result.judged:
+        return rule_result.with_(reason=f"{rule_said}; {judge_said}", latency_s=latency_s)
+    return judge_result.with_(
+        stage=judge_result.stage or "generative",
+        reason=f"{rule_said}; {judge_said}",
+        latency_s=latency_s,
     )
 
 
