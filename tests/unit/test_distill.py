@@ -194,7 +194,7 @@ def test_config_validation_names_the_field() -> None:
 def test_collect_from_a_policy_samples_only_what_is_missing(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rewardbridge.training import generation
+    from rewardbridge.policy import generation
     from rewardbridge.training.distill import done_ids, sample_items
 
     examples = [

@@ -1,0 +1,239 @@
+"""Verifier distillation (paper §7), step 2: fine-tune a compact judge on the teacher's records.
+
+``train_verifier``: SFT of the student on those records with the exact judge prompt and the
+loss on the judgment token only (``rewardbridge.training.sft_data``), on TRL's SFTTrainer;
+full fine-tuning or LoRA (merged before saving). The output folder is a plain Hugging Face
+model (weights, tokenizer, chat template) that ``GenerativeVerifier(model=DIR)`` loads.
+
+Departure from the paper: the paper's SFT uses batch 128, 1 epoch, lr ~5e-6 on 160k records;
+defaults here are for small students and small sets (lr 1e-5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardbridge.training.distill.collect import DistillRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillTrainConfig:
+    """SFT settings of the student verifier."""
+
+    epochs: float = 1.0
+    """passes over the records (the paper: 1)"""
+    learning_rate: float = 1e-5
+    """peak learning rate (the paper: ~5e-6 for a 7B student)"""
+    batch_size: int = 8
+    """sequences per optimizer step (before gradient accumulation)"""
+    gradient_accumulation_steps: int = 1
+    max_length: int = 1024
+    """longest judge prompt + 1 token kept; longer records are skipped and counted"""
+    max_steps: int = -1
+    """stop after this many optimizer steps (-1: run the epochs)"""
+    lora: bool = False
+    """train LoRA adapters (merged into the weights before saving) instead of all weights"""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    warmup_ratio: float = 0.0
+    balance: bool = False
+    """down-sample the majority judgment so YES and NO are equally frequent"""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0,
+            "learning_rate": self.learning_rate > 0,
+            "batch_size": self.batch_size >= 1,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
+            "max_length": self.max_length >= 16,
+            "max_steps": self.max_steps == -1 or self.max_steps >= 1,
+            "lora_r": self.lora_r >= 1,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"DistillTrainConfig.{name}: invalid value {getattr(self, name)!r}"
+                )
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    output_dir: str
+    examples: int
+    yes: int
+    no: int
+    skipped_too_long: int
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_trainer(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    work_dir: str | Path,
+    config: DistillTrainConfig | None = None,
+    *,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[Any, Any, dict[str, int]]:
+    """TRL's SFTTrainer on the judgment-token examples of ``records``: (trainer, tokenizer, counts).
+
+    The dataset is pre-tokenized (``input_ids`` + ``completion_mask``); with
+    ``completion_only_loss=True`` TRL sets the label of every other position to -100.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from rewardbridge.models import resolve_model
+    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
+
+    config = config or DistillTrainConfig()
+    rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]
+    if config.balance:
+        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
+    if not rows:
+        raise ValueError("no training records (after class balancing)")
+    yes = sum(r["judgment"] == "YES" for r in rows)
+
+    source = resolve_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
+    if not built.examples:
+        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
+    if built.too_long:
+        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
+    eval_dataset = None
+    if eval_records:
+        eval_rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in eval_records]
+        eval_built = build_sft_examples(eval_rows, tokenizer, max_length=config.max_length)
+        eval_dataset = Dataset.from_list(eval_built.examples) if eval_built.examples else None
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    args = SFTConfig(
+        output_dir=str(Path(work_dir) / "trainer"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=config.warmup_ratio,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(built.examples),
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    counts = {
+        "examples": len(built.examples),
+        "yes": yes,
+        "no": len(rows) - yes,
+        "skipped_too_long": built.too_long,
+    }
+    return trainer, tokenizer, counts
+
+
+def train_verifier(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    output_dir: str | Path,
+    config: DistillTrainConfig | None = None,
+    *,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
+) -> TrainSummary:
+    """Fine-tune ``base_model`` on the judgment token of ``records``; save a plain HF folder
+    (atomically: built beside ``output_dir``, then renamed over it)."""
+    import time
+
+    from rewardbridge.models import resolve_model
+
+    config = config or DistillTrainConfig()
+    output = Path(output_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        trainer, tokenizer, counts = build_trainer(
+            records, base_model, work, config, eval_records=eval_records
+        )
+        start = time.perf_counter()
+        result = trainer.train()
+        eval_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
+        seconds = time.perf_counter() - start
+
+        trained = trainer.model
+        if config.lora:
+            trained = trained.merge_and_unload()
+        final = work / "model"
+        trained.save_pretrained(final, safe_serialization=True)
+        tokenizer.save_pretrained(final)
+        summary = TrainSummary(
+            output_dir=str(output),
+            steps=int(result.global_step),
+            train_loss=None if result.training_loss is None else float(result.training_loss),
+            eval_loss=None if eval_loss is None else float(eval_loss),
+            seconds=round(seconds, 1),
+            **counts,
+        )
+        (final / "distill.json").write_text(
+            json.dumps(
+                {
+                    "base_model": resolve_model(base_model),
+                    "config": asdict(config),
+                    "summary": summary.to_dict(),
+                },
+                indent=2,
+            )
+        )
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(final, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
