@@ -16,7 +16,6 @@ from rewardbridge.verifiers.backends.openai_backend import (
     OpenAIBackend,
     api_root,
     parse_first_token,
-    retry_after_seconds,
 )
 from rewardbridge.verifiers.base import Status, VerifierResult
 
@@ -145,15 +144,6 @@ def test_api_root_rejects_a_url_without_scheme() -> None:
         api_root("localhost:8000")
 
 
-def test_retry_after_seconds_reads_delta_and_http_date() -> None:
-    assert retry_after_seconds("2") == 2.0
-    assert retry_after_seconds("100000") == 60.0
-    assert retry_after_seconds(None) is None
-    assert retry_after_seconds("soon") is None
-    now = 1_700_000_000.0
-    assert retry_after_seconds("Tue, 14 Nov 2023 22:13:25 GMT", now=now) == pytest.approx(5.0)
-
-
 def test_constructor_validates_options() -> None:
     with pytest.raises(ValueError, match="top_logprobs"):
         OpenAIBackend("http://h", top_logprobs=50)
@@ -161,6 +151,8 @@ def test_constructor_validates_options() -> None:
         OpenAIBackend("http://h", max_concurrency=0)
     with pytest.raises(ValueError, match="base_urls"):
         OpenAIBackend([])
+    with pytest.raises(ValueError, match="max_retries"):
+        OpenAIBackend("http://h", max_retries=-1)
 
 
 # -- against the fake server -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from fakes.fake_vllm import FakeVLLM, top_logprobs
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.backends.base import FirstToken
+from rewardbridge.verifiers.backends.http import RetryPolicy
 from rewardbridge.verifiers.base import Status
 from rewardbridge.verifiers.cascade import CascadeVerifier
 from rewardbridge.verifiers.generative import GenerativeVerifier
@@ -80,7 +81,7 @@ def test_full_response_slot_changes_the_verdict(fake: FakeVLLM) -> None:
 def test_server_failure_is_unjudged_not_zero(fake: FakeVLLM) -> None:
     fake.reset(down=True)
     with GenerativeVerifier(base_url=fake.url, timeout=2.0) as judge:
-        judge.backend.backoff_s = 0.0  # type: ignore[attr-defined]
+        judge.backend.retry = RetryPolicy(backoff_s=0.0)  # type: ignore[attr-defined]
         results = judge.verify(ITEMS[:2])
     assert [r.status for r in results] == [Status.BACKEND_ERROR] * 2
     assert all(r.score is None and "503" in (r.reason or "") for r in results)

@@ -20,13 +20,13 @@ from fastapi.testclient import TestClient
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.serving.app import ServerConfig, create_app
-from rewardbridge.serving.client import RemoteVerifier
 from rewardbridge.serving.schema import (
     parse_label,
     question_from_prompt,
     response_from_query,
 )
 from rewardbridge.verifiers.base import Status, VerifierResult
+from rewardbridge.verifiers.remote import RemoteVerifier
 
 
 class ContainsDouble:
@@ -323,7 +323,7 @@ def test_remote_verifier_round_trip() -> None:
         with RemoteVerifier(url, api_key="tok", chunk_size=3) as remote:
             results = remote.verify(items)
         async_results = asyncio.run(RemoteVerifier(url, api_key="tok").averify(items))
-        refused = RemoteVerifier(url, retries=0).verify(items[:2])
+        refused = RemoteVerifier(url, max_retries=0).verify(items[:2])
     assert [r.score for r in results] == [1.0 if i < 4 else 0.0 for i in range(10)]
     assert [r.score for r in async_results] == [r.score for r in results]
     assert results[0].p_yes == 0.9 and results[0].stage == "remote"
@@ -331,7 +331,7 @@ def test_remote_verifier_round_trip() -> None:
 
 
 def test_remote_verifier_unreachable_server_is_backend_error() -> None:
-    remote = RemoteVerifier("http://127.0.0.1:9", retries=1, timeout=2)
+    remote = RemoteVerifier("http://127.0.0.1:9", max_retries=1, timeout=2)
     results = remote.verify([JudgeItem(id="0", question="q", reference="r", response="r")])
     assert results[0].status is Status.BACKEND_ERROR and results[0].score is None
 

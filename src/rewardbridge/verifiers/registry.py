@@ -45,7 +45,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
         "a rule verifier first, the generative judge only where the rule says no (TinyV)",
     ),
     "remote": (
-        "rewardbridge.serving.client",
+        "rewardbridge.verifiers.remote",
         "RemoteVerifier",
         "a running 'rewardbridge serve' reward server",
     ),

@@ -7,36 +7,49 @@ prompt, so the answer is the first generated position, as in the paper (Section 
 
 Where this departs from a local backend: a server reports only the top ``N`` log-probabilities
 (vLLM caps N at ``--max-logprobs``, 20 by default), so a YES/NO variant outside the top N is
-unseen; for a judge trained on the template the two verdicts are the top tokens. Several token
-ids that decode to the same text are merged into one entry by log-sum-exp.
+unseen (counted as probability 0); for a judge trained on the template the two verdicts are the
+top tokens. Several token ids that decode to the same text are merged into one entry by
+log-sum-exp.
+
+YES / NO tokens: the rule of ``judgment.resolve_first_pieces``, resolved once per backend with
+the server's own tokenizer (``server_tokens``: vLLM's ``/tokenize``), as in-process; a server
+without it falls back to whole-word matching, with a warning. docs/backends.md.
 
 Transport: ``httpx.AsyncClient`` on an event loop in a thread owned by the backend, so the sync
 ``first_tokens`` works from plain code, from inside a running event loop and from server threads
 alike. Requests are bounded by a semaphore (``max_concurrency``), each attempt by a wall-clock
 ``timeout``; connect errors, timeouts, 5xx and 429 are retried with exponential backoff and
-jitter (a ``Retry-After`` header wins), each retry on the least-loaded other URL when several
-are given. An item that still fails becomes a failed ``VerifierResult`` (TIMEOUT or
-BACKEND_ERROR) and never a score, and never an exception that loses the rest of the batch.
+jitter (a ``Retry-After`` header wins; the package's one retry helper, ``backends/http.py``),
+each retry on the least-loaded other URL when several are given. An item that still fails
+becomes a failed ``VerifierResult`` (TIMEOUT or BACKEND_ERROR) and never a score, and never an
+exception that loses the rest of the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import email.utils
 import itertools
 import logging
 import math
-import random
 import threading
 import time
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rewardbridge.verifiers.backends.base import Conversation, FirstToken
+from rewardbridge.verifiers.backends.http import (
+    AttemptError,
+    RetryPolicy,
+    request_json,
+    with_retries,
+)
+from rewardbridge.verifiers.backends.server_tokens import ask_judgment_tokens, root_post
 from rewardbridge.verifiers.base import Status, VerifierResult
+from rewardbridge.verifiers.judgment import PAPER_WORDS, JudgmentWords
 
 if TYPE_CHECKING:
     import httpx
@@ -44,9 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 60.0
 
 
 def api_root(base_url: str) -> str:
@@ -59,11 +69,15 @@ def api_root(base_url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
-def parse_first_token(body: Mapping[str, Any]) -> FirstToken:
+def parse_first_token(
+    body: Mapping[str, Any], judgment_tokens: Mapping[str, str] | None = None
+) -> FirstToken:
     """The first generated position of a chat completion (OpenAI / vLLM / SGLang format).
 
     ``choices[0].logprobs.content[0]`` is ``{token, logprob, bytes, top_logprobs: [{token,
-    logprob, bytes}, ...]}``. Raises ``ValueError`` naming what is missing.
+    logprob, bytes}, ...]}``. ``judgment_tokens``: token text -> "YES"/"NO", as resolved with
+    the server's tokenizer (``FirstToken.judgment_tokens``). Raises ``ValueError`` naming what
+    is missing.
     """
     choices = body.get("choices")
     if not choices:
@@ -84,7 +98,7 @@ def parse_first_token(body: Mapping[str, Any]) -> FirstToken:
         _merge_logprob(merged, entry.get("token"), entry.get("logprob"))
     if chosen not in merged:
         _merge_logprob(merged, chosen, first.get("logprob"))
-    return FirstToken(chosen=chosen, logprobs=merged)
+    return FirstToken(chosen=chosen, logprobs=merged, judgment_tokens=dict(judgment_tokens or {}))
 
 
 def _merge_logprob(into: dict[str, float], token: Any, logprob: Any) -> None:
@@ -100,39 +114,6 @@ def _merge_logprob(into: dict[str, float], token: Any, logprob: Any) -> None:
 def _logaddexp(a: float, b: float) -> float:
     hi, lo = max(a, b), min(a, b)
     return hi if lo == -math.inf else hi + math.log1p(math.exp(lo - hi))
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-class _AttemptError(Exception):
-    """One failed attempt: whether a retry may help, and the status it maps to."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        status: Status = Status.BACKEND_ERROR,
-        retryable: bool = True,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -174,6 +155,8 @@ class OpenAIBackend:
         top_logprobs: int = 20,
         sample: bool = False,
         *,
+        words: JudgmentWords = PAPER_WORDS,
+        resolve_tokens: bool = True,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         down_for_s: float = 5.0,
@@ -185,8 +168,6 @@ class OpenAIBackend:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if not 0 <= top_logprobs <= 20:
             raise ValueError(
                 f"top_logprobs must be in [0, 20] (the OpenAI API limit), got {top_logprobs}"
@@ -196,11 +177,13 @@ class OpenAIBackend:
         self.served_model = served_model
         self.timeout = float(timeout)
         self.max_concurrency = int(max_concurrency)
-        self.max_retries = int(max_retries)
+        self.retry = RetryPolicy(int(max_retries), backoff_s, max_backoff_s)
         self.top_logprobs = int(top_logprobs)
         self.sample = bool(sample)
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+        self.words = words
+        # token text -> "YES"/"NO" from the server's tokenizer; None until resolved
+        self.judgment_tokens: dict[str, str] | None = None if resolve_tokens else {}
+        self._tokens_lock: asyncio.Lock | None = None
         self.down_for_s = down_for_s
         self.stats = BackendStats()
         self._tiebreak = itertools.count()
@@ -301,6 +284,7 @@ class OpenAIBackend:
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._model_lock = asyncio.Lock()
+            self._tokens_lock = asyncio.Lock()
         return self._client
 
     # -- requests ----------------------------------------------------------------------------
@@ -313,10 +297,13 @@ class OpenAIBackend:
             return []
         try:
             model = await self._model_name()
-        except _AttemptError as exc:
+            tokens = await self._resolve_judgment_tokens(model)
+        except AttemptError as exc:
             failed = VerifierResult.failed(exc.status, exc.reason)
             return [failed] * len(conversations)
-        return list(await asyncio.gather(*(self._judge_one(model, conv) for conv in conversations)))
+        return list(
+            await asyncio.gather(*(self._judge_one(model, conv, tokens) for conv in conversations))
+        )
 
     async def _model_name(self) -> str:
         if self.served_model:
@@ -328,14 +315,24 @@ class OpenAIBackend:
                 try:
                     self.served_model = str(body["data"][0]["id"])
                 except (KeyError, IndexError, TypeError):
-                    raise _AttemptError(
+                    raise AttemptError(
                         "GET /v1/models returned no model; pass served_model", retryable=False
                     ) from None
                 log.info("judge server serves %r", self.served_model)
         return self.served_model
 
+    async def _resolve_judgment_tokens(self, model: str) -> dict[str, str]:
+        """The server's first pieces of the judgment words, asked once (``server_tokens``)."""
+        assert self._tokens_lock is not None
+        async with self._tokens_lock:
+            if self.judgment_tokens is None:
+                root = self._pick(avoid=None).root.removesuffix("/v1")
+                post = partial(root_post, self._ensure_client(), root, self.retry, self.timeout)
+                self.judgment_tokens = await ask_judgment_tokens(post, model, self.words)
+        return self.judgment_tokens
+
     async def _judge_one(
-        self, model: str, conversation: Conversation
+        self, model: str, conversation: Conversation, judgment_tokens: Mapping[str, str]
     ) -> FirstToken | VerifierResult:
         payload: dict[str, Any] = {
             "model": model,
@@ -349,8 +346,8 @@ class OpenAIBackend:
         async with self._semaphore:
             try:
                 body = await self._call("POST", "/chat/completions", payload)
-                return parse_first_token(body)
-            except _AttemptError as exc:
+                return parse_first_token(body, judgment_tokens)
+            except AttemptError as exc:
                 self.stats.failures += 1
                 return VerifierResult.failed(exc.status, exc.reason)
             except ValueError as exc:
@@ -358,72 +355,36 @@ class OpenAIBackend:
                 return VerifierResult.failed(Status.BACKEND_ERROR, f"bad response: {exc}")
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
-        """One request with retries and failover; raises ``_AttemptError`` after the last."""
-        last: _AttemptError | None = None
+        """One request with retries and failover; raises ``AttemptError`` after the last."""
         previous: _Endpoint | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self.stats.retries += 1
-                await asyncio.sleep(self._delay(attempt, last))
-            endpoint = self._pick(avoid=previous)
-            try:
-                return await self._attempt(endpoint, method, path, payload)
-            except _AttemptError as exc:
-                last, previous = exc, endpoint
-                log.debug(
-                    "%s %s%s failed (attempt %d): %s",
-                    method,
-                    endpoint.root,
-                    path,
-                    attempt + 1,
-                    exc.reason,
-                )
-                if not exc.retryable:
-                    break
-        assert last is not None
-        tries = min(attempt + 1, self.max_retries + 1)
-        raise _AttemptError(
-            f"{last.reason} (after {tries} attempt{'s' if tries > 1 else ''})",
-            status=last.status,
-            retryable=False,
-        )
+
+        async def attempt() -> Any:
+            nonlocal previous
+            endpoint = previous = self._pick(avoid=previous)
+            return await self._attempt(endpoint, method, path, payload)
+
+        return await with_retries(attempt, self.retry, on_retry=self._count_retry)
+
+    def _count_retry(self, error: AttemptError) -> None:
+        self.stats.retries += 1
 
     async def _attempt(
         self, endpoint: _Endpoint, method: str, path: str, payload: dict[str, Any] | None
     ) -> Any:
-        import httpx
-
         client = self._ensure_client()
-        url = endpoint.root + path
         endpoint.in_flight += 1
         self.stats.requests += 1
         self.stats.by_url[endpoint.root] = self.stats.by_url.get(endpoint.root, 0) + 1
         try:
-            response = await asyncio.wait_for(
-                client.request(method, url, json=payload), timeout=self.timeout
+            return await request_json(
+                client, method, endpoint.root + path, json=payload, timeout=self.timeout
             )
-        except (asyncio.TimeoutError, httpx.TimeoutException):
-            raise _AttemptError(
-                f"{url}: no answer within {self.timeout:g} s", status=Status.TIMEOUT
-            ) from None
-        except httpx.TransportError as exc:
-            endpoint.down_until = time.monotonic() + self.down_for_s
-            raise _AttemptError(f"{url}: {type(exc).__name__}: {exc}") from None
+        except AttemptError as exc:
+            if exc.server_fault:  # skip this server for a while
+                endpoint.down_until = time.monotonic() + self.down_for_s
+            raise
         finally:
             endpoint.in_flight -= 1
-        if response.status_code >= 400:
-            retryable = response.status_code in RETRYABLE_STATUS
-            if response.status_code >= 500:
-                endpoint.down_until = time.monotonic() + self.down_for_s
-            raise _AttemptError(
-                f"{url}: HTTP {response.status_code}: {_error_message(response)}",
-                retryable=retryable,
-                retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise _AttemptError(f"{url}: response is not JSON", retryable=False) from None
 
     def _pick(self, avoid: _Endpoint | None) -> _Endpoint:
         """The least-loaded healthy endpoint; round-robin among ties; ``avoid`` if possible."""
@@ -435,13 +396,6 @@ class OpenAIBackend:
         tied = [e for e in pool if e.in_flight == least]
         return tied[next(self._tiebreak) % len(tied)]
 
-    def _delay(self, attempt: int, last: _AttemptError | None) -> float:
-        """Exponential backoff with jitter (half fixed, half random); ``Retry-After`` wins."""
-        if last is not None and last.retry_after is not None:
-            return last.retry_after
-        cap = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return cap / 2 + random.uniform(0, cap / 2)
-
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
     if loop.is_closed():
@@ -450,20 +404,3 @@ def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> Non
     if threading.current_thread() is not thread:
         thread.join(timeout=5)
         loop.close()
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The server's error text (OpenAI format ``{"error": {"message"}}`` or vLLM's ``message``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-        if body.get("message"):
-            return str(body["message"])[:300]
-        if body.get("detail"):
-            return str(body["detail"])[:300]
-    return str(body)[:200]
