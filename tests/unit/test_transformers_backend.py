@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rewardbridge.verifiers.backends.prefix_tree import token_batches
 from rewardbridge.verifiers.backends.transformers_backend import (
     TransformersBackend,
     judgment_variants,
@@ -23,7 +24,12 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir: Path) -> TransformersBackend:
-    return TransformersBackend(tiny_model_dir, device="cpu", batch_size=3)
+    return TransformersBackend(tiny_model_dir, device="cpu", batch_size=3, dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def bf16_backend(tiny_model_dir: Path) -> TransformersBackend:
+    return TransformersBackend(tiny_model_dir, device="cpu", batch_size=3, dtype="bfloat16")
 
 
 def conversations() -> list[list[dict[str, str]]]:
@@ -120,6 +126,51 @@ def test_prefix_sharing_matches_plain_path(backend: TransformersBackend) -> None
     assert not torch.isnan(shared).any()
     assert torch.allclose(shared.exp(), plain.exp(), atol=1e-4, rtol=0)
     assert torch.allclose(shared, plain, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("max_batch_tokens", [1, 40, 100_000])
+def test_token_budgets_do_not_change_results(
+    backend: TransformersBackend, max_batch_tokens: int
+) -> None:
+    prompts = [backend.encode(c) for c in conversations()[:-1]]
+    reference = backend.last_logprobs(prompts, prefix_sharing=False)
+    small = TransformersBackend(
+        (backend.model, backend.tokenizer), batch_size=16, max_batch_tokens=max_batch_tokens
+    )
+    for share in (False, True):
+        got = small.last_logprobs(prompts, prefix_sharing=share)
+        assert torch.allclose(got.exp(), reference.exp(), atol=1e-4, rtol=0)
+
+
+def test_bf16_prefix_sharing_within_bf16_tolerance(bf16_backend: TransformersBackend) -> None:
+    assert bf16_backend.dtype is torch.bfloat16
+    prompts = [bf16_backend.encode(c) for c in conversations()[:-1]]
+    plain = bf16_backend.last_logprobs(prompts, prefix_sharing=False)
+    shared = bf16_backend.last_logprobs(prompts, prefix_sharing=True)
+    assert plain.dtype is torch.float32 and not torch.isnan(shared).any()
+    # bf16 keeps 8 mantissa bits: cached keys and a different padding change the last digits
+    assert torch.allclose(shared.exp(), plain.exp(), atol=2e-2, rtol=0)
+
+
+def test_token_batches() -> None:
+    lengths = [300, 10, 12, 11, 2000, 13, 290]
+    batches = token_batches(lengths, max_tokens=1000, max_rows=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches == [[1, 3, 2], [5], [6, 0], [4]]  # shortest first; 2000 alone, over budget
+    # a cached prefix counts: 2 rows of 10 on 495 cached slots exceed 1000 tokens
+    assert token_batches([10, 10], max_tokens=1000, max_rows=8, cached=495) == [[0], [1]]
+    # padding: 100 joins 10s only while the forward is small
+    assert token_batches([10] * 3 + [100], 10_000, 8) == [[0, 1, 2, 3]]
+    assert token_batches([10] * 3 + [400], 10_000, 8) == [[0, 1, 2], [3]]
+
+
+def test_too_long_prompt_is_not_judged(backend: TransformersBackend) -> None:
+    short = conversations()[0]
+    long = [{"role": "user", "content": "word " * 3000}]
+    answers = backend.first_tokens([long, short])
+    assert isinstance(answers[0], VerifierResult) and answers[0].status is Status.TOO_LONG
+    assert answers[0].score is None and "context is 2048" in (answers[0].reason or "")
+    assert not isinstance(answers[1], VerifierResult)
 
 
 def test_first_tokens(backend: TransformersBackend) -> None:

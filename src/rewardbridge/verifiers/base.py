@@ -26,6 +26,7 @@ class Status(str, Enum):
     TIMEOUT = "timeout"
     BACKEND_ERROR = "backend_error"
     INVALID_INPUT = "invalid_input"
+    TOO_LONG = "too_long"  # the prompt exceeds the judge model's context; not truncated
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,13 @@ attention mask covers the whole cache, and explicit ``position_ids`` count real 
 every item sees exactly the positions and keys of its plain prompt. The log-probabilities equal
 those of the plain path to float rounding (checked in the tests). Models whose cache is not a
 plain per-layer KV cache (sliding-window, recurrent layers) use the plain path.
+
+Batches are formed by tokens (``prefix_tree.token_batches``): rows sorted by length, at most
+``max_batch_tokens`` padded tokens (cached prefix included) and ``batch_size`` rows per forward,
+so long and short prompts are not padded together. A prompt longer than the model's context
+(``max_position_embeddings``) is not truncated: it comes back ``TOO_LONG``, unjudged.
+``dtype`` "auto" loads the model in bfloat16 where the hardware computes it natively
+(``models.resolve_dtype``); log-probabilities are always computed in float32 from the logits.
 """
 
 from __future__ import annotations
@@ -31,151 +38,53 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rewardbridge.verifiers.backends.base import Conversation, FirstToken
+from rewardbridge.verifiers.backends.prefix_tree import (
+    MIN_SHARED_TOKENS,
+    Past,
+    Segment,
+    plan_prefix_tree,
+    rows_of,
+    token_batches,
+)
 from rewardbridge.verifiers.base import Status, VerifierResult
-from rewardbridge.verifiers.judgment import NO, PAPER_WORDS, YES, JudgmentWords
+from rewardbridge.verifiers.judgment import (
+    PAPER_WORDS,
+    JudgmentWords,
+    all_judgment_variants,
+    resolve_first_pieces,
+)
+from rewardbridge.verifiers.judgment import judgment_variants as judgment_variants  # re-export
 
 log = logging.getLogger(__name__)
 
 TOP_K = 20
-MIN_SHARED_TOKENS = 16
-
-
-def judgment_variants(word: str) -> list[str]:
-    """Case and leading-space variants of a judgment word, the word itself first."""
-    forms = [word, word.upper(), word.capitalize(), word.lower()]
-    out: list[str] = []
-    for form in forms + [" " + f for f in forms]:
-        if form not in out:
-            out.append(form)
-    return out
+MAX_BATCH_TOKENS = 8192
+__all__ = ["MIN_SHARED_TOKENS", "TransformersBackend", "plan_prefix_tree"]
 
 
 def resolve_judgment_tokens(tokenizer: Any, words: JudgmentWords = PAPER_WORDS) -> dict[int, str]:
-    """Token id -> "YES"/"NO": the first token of every variant of the two judgment words.
-
-    Raises ``ValueError`` if the first token of the template's own word (as written) is also the
-    first token of a variant of the other word; other colliding variants are left out.
-    """
-    first: dict[str, dict[int, str]] = {YES: {}, NO: {}}
-    for side, word in ((YES, words.yes), (NO, words.no)):
-        for variant in judgment_variants(word):
-            ids = tokenizer.encode(variant, add_special_tokens=False)
-            if ids:
-                first[side].setdefault(int(ids[0]), variant)
-    shared = set(first[YES]) & set(first[NO])
-    for side, word in ((YES, words.yes), (NO, words.no)):
-        own = tokenizer.encode(word, add_special_tokens=False)
-        if own and int(own[0]) in shared:
-            other = NO if side == YES else YES
-            raise ValueError(
-                f"the tokenizer starts {word!r} and {first[other][int(own[0])]!r} with the same "
-                f"token {tokenizer.decode([own[0]])!r}: their first-position probabilities cannot "
-                "be told apart; use a template with other judgment words"
-            )
-    if shared:
-        log.debug("judgment variants left out (shared first token): %s", sorted(shared))
-    return {token: side for side in (YES, NO) for token in first[side] if token not in shared}
-
-
-@dataclass
-class _Segment:
-    """A run of prompt tokens computed in one forward, on top of its parent's KV cache."""
-
-    tokens: list[int]
-    parent: int | None  # the parent's row among the previous level's inner segments; None at 0
-    item: int | None = None  # leaf: the unique prompt whose last token this segment ends with
-
-
-def plan_prefix_tree(
-    prompts: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_TOKENS
-) -> list[list[_Segment]]:
-    """Arrange distinct token sequences into levels of segments sharing their common prefixes.
-
-    A segment shared by two or more prompts is made only where it is at least ``min_shared``
-    tokens long; a leaf segment always keeps at least one token (the position read out). A
-    segment of level ``d`` names its parent by its row among the inner (non-leaf) segments of
-    level ``d - 1``: the rows of the KV cache that level hands on.
-    """
-    levels: list[list[_Segment]] = []
-
-    def add(depth: int, segment: _Segment) -> int:
-        """Append; return the segment's row among the inner segments of its level."""
-        while len(levels) <= depth:
-            levels.append([])
-        levels[depth].append(segment)
-        return sum(s.item is None for s in levels[depth]) - 1
-
-    def leaf(m: int, start: int, parent: int | None, depth: int) -> None:
-        add(depth, _Segment(list(prompts[m][start:]), parent, item=m))
-
-    def split(members: list[int], start: int, scan: int, parent: int | None, depth: int) -> None:
-        # All members share prompts[:scan]; ancestors computed prompts[:start].
-        groups: dict[int, list[int]] = {}
-        for m in members:
-            groups.setdefault(prompts[m][scan], []).append(m)
-        for group in groups.values():
-            if len(group) == 1:
-                leaf(group[0], start, parent, depth)
-                continue
-            shortest = min(len(prompts[m]) for m in group)
-            end = scan
-            while end < shortest and len({prompts[m][end] for m in group}) == 1:
-                end += 1
-            if end == shortest:  # one prompt is a prefix of another: no sharing here
-                for m in group:
-                    leaf(m, start, parent, depth)
-            elif end - start >= min_shared:
-                node = add(depth, _Segment(list(prompts[group[0]][start:end]), parent))
-                split(group, end, end, node, depth + 1)
-            else:
-                split(group, start, end, parent, depth)
-
-    if prompts:
-        split(list(range(len(prompts))), 0, 0, None, 0)
-    return levels
-
-
-def _rows(tensor: Any, parents: list[int]) -> Any:
-    """The parents' rows of a per-row tensor: a broadcast view when all share one (the KV concat
-    then reads it without a copy), else a gathered copy."""
-    if len(set(parents)) == 1:
-        return tensor[parents[0] : parents[0] + 1].expand(len(parents), *tensor.shape[1:])
-    return tensor[parents]
-
-
-@dataclass
-class _Past:
-    """KV caches of the inner segments of one level, one row per segment, plus their 2D mask
-    and the position the next token of each row takes."""
-
-    keys: list[Any]  # per layer [rows, kv_heads, length, head_dim]
-    values: list[Any]
-    mask: Any  # [rows, length], 0 on padding slots
-    next_position: Any  # [rows]
-
-    @classmethod
-    def stack(cls, parts: Sequence[_Past]) -> _Past:
-        import torch
-
-        return cls(
-            [torch.cat(layer) for layer in zip(*(p.keys for p in parts), strict=True)],
-            [torch.cat(layer) for layer in zip(*(p.values for p in parts), strict=True)],
-            torch.cat([p.mask for p in parts]),
-            torch.cat([p.next_position for p in parts]),
-        )
+    """Token id -> "YES"/"NO": the first token of every variant of the two judgment words
+    (``judgment.resolve_first_pieces``, the rule every backend shares)."""
+    first_piece: dict[str, int] = {}
+    for variant in all_judgment_variants(words):
+        ids = tokenizer.encode(variant, add_special_tokens=False)
+        if ids:
+            first_piece[variant] = int(ids[0])
+    return resolve_first_pieces(first_piece, words, lambda t: repr(tokenizer.decode([t])))
 
 
 class TransformersBackend:
     """First-token distributions from a local causal LM (CPU or GPU).
 
     ``model``: a model folder, a hub id, ``None`` for the embedded SmolLM2-135M-Instruct, or a
-    loaded ``(model, tokenizer)`` pair. ``batch_size``: prompt rows per forward.
+    loaded ``(model, tokenizer)`` pair. ``batch_size``: at most this many prompt rows per
+    forward; ``max_batch_tokens``: at most this many padded tokens per forward (a longer prompt
+    runs alone). ``dtype``: "auto", "float32", "bfloat16" (a loaded pair keeps its own).
     ``prefix_sharing``: ``None`` (auto: on where prompts share a prefix), ``True``, ``False``
     (always the plain batched path). ``sample``: draw the emitted token from the softmax (seeded
     with ``seed``) instead of taking the argmax. ``words``: the template's judgment words.
@@ -193,19 +102,28 @@ class TransformersBackend:
         seed: int = 0,
         words: JudgmentWords = PAPER_WORDS,
         top_k: int = TOP_K,
+        dtype: Any = "auto",
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
         import torch
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
         else:
             from rewardbridge.models import load_causal_lm
 
-            self.model, self.tokenizer = load_causal_lm(model, device=device)
+            self.model, self.tokenizer = load_causal_lm(model, device=device, dtype=dtype)
         self.device = next(self.model.parameters()).device
+        self.dtype = next(self.model.parameters()).dtype
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.context_length: int | None = getattr(
+            self.model.config, "max_position_embeddings", None
+        )
         self.sample = sample
         self.top_k = top_k
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -232,6 +150,13 @@ class TransformersBackend:
                 ids = self.encode(conversation)
             except Exception as exc:  # a template that rejects these messages
                 out[i] = VerifierResult.failed(Status.INVALID_INPUT, f"chat template failed: {exc}")
+                continue
+            if self.context_length is not None and len(ids) > self.context_length:
+                out[i] = VerifierResult.failed(
+                    Status.TOO_LONG,
+                    f"the judge prompt has {len(ids)} tokens, the model's context is "
+                    f"{self.context_length}; not judged (not truncated)",
+                )
                 continue
             unique.setdefault(tuple(ids), []).append(i)
         prompts = [list(p) for p in unique]
@@ -305,13 +230,14 @@ class TransformersBackend:
                 mask[i, width - len(r) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
+    def _batches(self, lengths: Sequence[int], cached: int = 0) -> list[list[int]]:
+        return token_batches(lengths, self.max_batch_tokens, self.batch_size, cached)
+
     def _plain_logprobs(self, prompts: Sequence[Sequence[int]]) -> Any:
         import torch
 
         out: list[Any] = [None] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in self._batches([len(p) for p in prompts]):
             ids, mask = self._pad_left([prompts[i] for i in chunk])
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(
@@ -326,63 +252,74 @@ class TransformersBackend:
                 out[i] = row
         return torch.stack(out)
 
-    def _tree_logprobs(self, levels: list[list[_Segment]], n_items: int) -> Any:
+    def _tree_logprobs(self, levels: list[list[Segment]], n_items: int) -> Any:
         """Run the prefix tree level by level; leaves give the last-position log-probs.
 
-        Per level, the inner segments run first, padded to one width so that their cache rows
-        stack into the next level's ``past``; then the leaves, sorted by length (less padding).
+        The inner segments of a level run in forwards of their own (``Past`` parts, each padded
+        to its own width); the next level's segments are grouped by the part holding their
+        parent, and each group is cut into forwards by tokens, cached prefix included.
         """
         import torch
 
         out: list[Any] = [None] * n_items
-        past: _Past | None = None
+        parts: list[Past] = []
+        where: dict[int, tuple[int, int]] = {}  # inner row of the last level -> (part, row)
         for level in levels:
-            inner = [s for s in level if s.item is None]
-            leaves = sorted((s for s in level if s.item is not None), key=lambda s: len(s.tokens))
-            width = max((len(s.tokens) for s in inner), default=0)
-            kept: list[_Past] = []
-            for start in range(0, len(inner), self.batch_size):
-                chunk = inner[start : start + self.batch_size]
-                cache, mask, positions, _ = self._run_segments(chunk, past, width)
-                kept.append(
-                    _Past(
-                        [layer.keys for layer in cache.layers],
-                        [layer.values for layer in cache.layers],
-                        mask,
-                        positions[:, -1] + 1,
+            groups: dict[int | None, list[Segment]] = {}
+            for s in level:
+                groups.setdefault(None if s.parent is None else where[s.parent][0], []).append(s)
+            next_parts: list[Past] = []
+            next_where: dict[int, tuple[int, int]] = {}
+            for part_id, members in groups.items():
+                past = None if part_id is None else parts[part_id]
+                cached = 0 if past is None else past.length
+                inner = [s for s in members if s.item is None]
+                leaves = [s for s in members if s.item is not None]
+                for batch in self._batches([len(s.tokens) for s in inner], cached):
+                    chunk = [inner[i] for i in batch]
+                    cache, mask, positions, _ = self._run_segments(chunk, past, where)
+                    for r, segment in enumerate(chunk):
+                        next_where[segment.row] = (len(next_parts), r)  # type: ignore[index]
+                    next_parts.append(
+                        Past(
+                            [layer.keys for layer in cache.layers],
+                            [layer.values for layer in cache.layers],
+                            mask,
+                            positions[:, -1] + 1,
+                        )
                     )
-                )
-            for start in range(0, len(leaves), self.batch_size):
-                chunk = leaves[start : start + self.batch_size]
-                *_, logprobs = self._run_segments(chunk, past, 0)
-                for segment, row in zip(chunk, logprobs, strict=True):
-                    out[segment.item] = row  # type: ignore[index]
-            past = _Past.stack(kept) if kept else None
+                for batch in self._batches([len(s.tokens) for s in leaves], cached):
+                    chunk = [leaves[i] for i in batch]
+                    *_, logprobs = self._run_segments(chunk, past, where)
+                    for segment, row in zip(chunk, logprobs, strict=True):
+                        out[segment.item] = row  # type: ignore[index]
+            parts, where = next_parts, next_where
         return torch.stack(out)
 
     def _run_segments(
-        self, chunk: Sequence[_Segment], past: _Past | None, width: int
+        self, chunk: Sequence[Segment], past: Past | None, where: dict[int, tuple[int, int]]
     ) -> tuple[Any, Any, Any, Any]:
-        """One forward of segments on their parents' caches: (cache, mask, positions, logprobs)."""
+        """One forward of segments on their parents' rows of ``past``:
+        (cache, mask, positions, logprobs)."""
         import torch
         from transformers import DynamicCache
 
-        ids, seg_mask = self._pad_left([s.tokens for s in chunk], width)
+        ids, seg_mask = self._pad_left([s.tokens for s in chunk])
         seg_positions = (seg_mask.cumsum(-1) - 1).clamp(min=0)
         if past is None:
             cache = DynamicCache(config=self.model.config)
             mask, positions = seg_mask, seg_positions
         else:
-            parents = [s.parent if s.parent is not None else 0 for s in chunk]
+            parents = [where[s.parent][1] for s in chunk if s.parent is not None]
             cache = DynamicCache(
                 ddp_cache_data=[
-                    (_rows(k, parents), _rows(v, parents))
+                    (rows_of(k, parents), rows_of(v, parents))
                     for k, v in zip(past.keys, past.values, strict=True)
                 ],
                 config=self.model.config,
             )
-            mask = torch.cat([_rows(past.mask, parents), seg_mask], dim=1)
-            positions = _rows(past.next_position, parents)[:, None] + seg_positions
+            mask = torch.cat([rows_of(past.mask, parents), seg_mask], dim=1)
+            positions = rows_of(past.next_position, parents)[:, None] + seg_positions
         result = self.model(
             input_ids=ids,
             attention_mask=mask,
