@@ -4,7 +4,7 @@ Three runs of one batch: in the calling process (``workers=0``), a pool of one w
 of shipping items to a process), and a pool of all cores.
 
 The batch: math-verify's 268 regression pairs, the 800 (reference, response) pairs of
-datasets/qwen25_math_rm_samples (whole Qwen2.5-Math chain-of-thought responses) and the 500
+corpora/qwen25_math_rm_samples (whole Qwen2.5-Math chain-of-thought responses) and the 500
 HardVerify-Math pairs, each judged once (no repeats: math-verify caches parses). All runs judge
 the same batch with the same verifier settings; the pool's start-up (worker processes importing
 math-verify) is timed separately and not counted in items/s; every run first judges one item
@@ -30,6 +30,7 @@ from rewardbridge.verifiers.base import Status, VerifierResult
 from rewardbridge.verifiers.math import MathVerifier
 
 REPO = Path(__file__).resolve().parents[1]
+CORPORA = "src/rewardbridge/data/corpora"
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -42,7 +43,7 @@ def load_pairs() -> list[JudgeItem]:
     cases = _jsonl(REPO / "tests/data/math_equivalence_cases/math_verify_test_cases.jsonl")
     for k, row in enumerate(cases):
         items.append(JudgeItem(f"mv-{k}", "", row["gold"], row["pred"], bool(row["expected"])))
-    for row in _jsonl(REPO / "datasets/qwen25_math_rm_samples/math_cot_100.jsonl"):
+    for row in _jsonl(REPO / CORPORA / "qwen25_math_rm_samples/math_cot_100.jsonl"):
         for j, (response, score) in enumerate(zip(row["response"], row["score"], strict=True)):
             items.append(
                 JudgeItem(
@@ -54,7 +55,7 @@ def load_pairs() -> list[JudgeItem]:
                     domain="qwen",
                 )
             )
-    for k, row in enumerate(_jsonl(REPO / "datasets/hardverify_math/HardVerify-Math_pairs.jsonl")):
+    for k, row in enumerate(_jsonl(REPO / CORPORA / "hardverify_math/HardVerify-Math_pairs.jsonl")):
         items.append(
             JudgeItem(
                 f"hv-{k}", row["question"], row["ground_truth"], row["response"], bool(row["label"])

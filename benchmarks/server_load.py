@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO / "datasets" / "hardverify_math" / "HardVerify-Math_pairs.jsonl"
+DEFAULT_DATA = REPO / "src/rewardbridge/data/corpora/hardverify_math/HardVerify-Math_pairs.jsonl"
 CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
 
 

@@ -6,7 +6,7 @@ zero-shot, or any OpenAI-compatible server with ``--base-url``) and the cascade 
 the judge where it says no; composed from the two runs above by ``CascadeVerifier`` itself, so
 the judge is not run twice).
 
-Labeled sets (``datasets/``, see each PROVENANCE.md):
+Labeled sets (bundled in ``rewardbridge/data/corpora/``, see each PROVENANCE.md):
 
 - ``hardverify_math``: HardVerify-Math pairs (TinyV), 500 items, an equivalent-but-rewritten
   correct answer and a wrong one per question;
@@ -41,8 +41,6 @@ from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
 from rewardbridge.verifiers.cascade import CascadeVerifier, accepted_by_rule
 from rewardbridge.verifiers.registry import build_verifier
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "datasets"
 RULES = ("contains", "jaccard", "exact", "math")
 ALL_VERIFIERS = (*RULES, "generative", "cascade")
 
@@ -254,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes: dict[str, int] = {}
     started = time.perf_counter()
     for dataset in args.datasets:
-        items = LABELED_SETS[dataset](DATA)
+        items = LABELED_SETS[dataset](None)
         if dataset == "gsm8k":
             items = subsample(items, args.gsm8k_sample, args.seed)
         items = subsample(items, limit, args.seed)

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.smoke
 
 REPO = Path(__file__).resolve().parents[2]
-HARDVERIFY = REPO / "datasets" / "hardverify_math" / "HardVerify-Math_pairs.jsonl"
+HARDVERIFY = REPO / "src/rewardbridge/data/corpora/hardverify_math/HardVerify-Math_pairs.jsonl"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

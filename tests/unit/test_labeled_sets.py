@@ -1,15 +1,12 @@
-"""The readers of the repository's labeled verifier sets (datasets/)."""
+"""The readers of the labeled verifier sets bundled in the package (data/corpora/)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from rewardbridge.data.labeled_sets import LABELED_SETS, gsm8k_reference
-
-DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 
 
 def test_gsm8k_reference_is_the_final_answer() -> None:
@@ -27,7 +24,7 @@ def test_gsm8k_reference_is_the_final_answer() -> None:
     ],
 )
 def test_sets_load_with_their_documented_sizes_and_labels(name: str, n: int, yes: int) -> None:
-    items = LABELED_SETS[name](DATASETS)
+    items = LABELED_SETS[name](None)
     assert len(items) == n
     assert Counter(item.label for item in items)[True] == yes
     assert len({item.id for item in items}) == n

@@ -288,9 +288,9 @@ def test_paper_label_is_the_reference_not_a_verdict(tmp_path: Path) -> None:
 
 
 def test_bundled_labeled_pairs_load() -> None:
-    path = (
-        Path(__file__).resolve().parents[2] / "datasets/hardverify_math/HardVerify-Math_pairs.jsonl"
-    )
+    from rewardbridge.data.labeled_sets import corpus_path
+
+    path = corpus_path("hardverify_math", "HardVerify-Math_pairs.jsonl")
     items = load_judge_items(path)
     assert len(items) == 500
     assert {i.label for i in items} == {True, False}

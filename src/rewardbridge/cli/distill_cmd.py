@@ -78,13 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the CPU experiment: distill the embedded 135M judge from labels (~30 min)",
         description=(
-            "Distill the embedded SmolLM2-135M judge from the labeled sets in datasets/, split by "
+            "Distill the embedded SmolLM2-135M judge from the bundled labeled sets, split by "
             "question, and report zero-shot vs distilled accuracy and Cohen's kappa on the test "
             "questions and the master-key false-positive rate before and after."
         ),
     )
     d.add_argument("--output-dir", default="runs/distill-demo")
-    d.add_argument("--datasets-dir", default="datasets", help="the repository's datasets/")
+    d.add_argument("--datasets-dir", help="a copy of the corpora folder (default: the bundled one)")
     d.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
     d.add_argument("--train-size", type=int, help="training records (default: 160)")
     d.add_argument("--test-size", type=int, help="test records (default: 160)")

@@ -1,8 +1,11 @@
-"""Readers for the labeled verifier sets kept in the repository's ``datasets/`` folder
-(HardVerify-Math pairs, GSM8K model solutions, Qwen2.5-Math samples; see each PROVENANCE.md).
+"""Readers for the labeled verifier sets shipped in the package (``rewardbridge/data/corpora/``:
+HardVerify-Math pairs, GSM8K model solutions, Qwen2.5-Math samples, the multi-domain judgment
+set; see each folder's PROVENANCE.md and LICENSE).
 
-Each returns ``JudgeItem``s with the gold verdict in ``label`` and the set's name in ``domain``.
-Used by the verifier-accuracy benchmark and the distillation demo; they are not package data.
+Each returns ``JudgeItem``s with the gold verdict in ``label`` and the set's name in ``domain``
+(the multi-domain set: the subject area). The files are read through ``importlib.resources``,
+so an installed wheel has them; ``root`` reads a copy of the corpora folder elsewhere instead.
+Used by the verifier-accuracy benchmark and the distillation demo.
 """
 
 from __future__ import annotations
@@ -10,16 +13,41 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardbridge.data.example import JudgeItem
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 GSM8K_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
+Root = str | Path | None
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+
+def corpora_root() -> Traversable:
+    """The bundled corpora folder (a directory in the installed package)."""
+    return files("rewardbridge.data").joinpath("corpora")
+
+
+def corpus_path(corpus: str, filename: str) -> Path:
+    """A bundled corpus file as a filesystem path (the package is installed as files, the
+    setuptools default); for command lines, benchmarks and tests."""
+    path = Path(str(corpora_root().joinpath(corpus, filename)))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not in the installed package's corpora")
+    return path
+
+
+def _file(root: Root, corpus: str, filename: str) -> Traversable | Path:
+    base: Traversable | Path = corpora_root() if root is None else Path(root)
+    return base.joinpath(corpus, filename)
+
+
+def _rows(root: Root, corpus: str, filename: str) -> list[dict[str, Any]]:
+    with _file(root, corpus, filename).open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
@@ -31,9 +59,9 @@ def gsm8k_reference(ground_truth: str) -> str:
     return match.group(1)
 
 
-def load_hardverify_pairs(root: str | Path) -> list[JudgeItem]:
+def load_hardverify_pairs(root: Root = None) -> list[JudgeItem]:
     """500 items: per question an equivalent-but-rewritten answer (YES) and a wrong one (NO)."""
-    rows = _rows(Path(root) / "hardverify_math" / "HardVerify-Math_pairs.jsonl")
+    rows = _rows(root, "hardverify_math", "HardVerify-Math_pairs.jsonl")
     return [
         JudgeItem(
             id=f"hv-{r['id']}-{r['response_field']}",
@@ -47,11 +75,11 @@ def load_hardverify_pairs(root: str | Path) -> list[JudgeItem]:
     ]
 
 
-def load_gsm8k_solutions(root: str | Path) -> list[JudgeItem]:
+def load_gsm8k_solutions(root: Root = None) -> list[JudgeItem]:
     """5,276 items: four model solutions per GSM8K test question, labeled ``is_correct``."""
-    path = Path(root) / "gsm8k_model_solutions_labeled" / "example_model_solutions.jsonl"
+    rows = _rows(root, "gsm8k_model_solutions_labeled", "example_model_solutions.jsonl")
     items = []
-    for i, r in enumerate(_rows(path)):
+    for i, r in enumerate(rows):
         reference = gsm8k_reference(r["ground_truth"])
         items += [
             JudgeItem(
@@ -67,10 +95,10 @@ def load_gsm8k_solutions(root: str | Path) -> list[JudgeItem]:
     return items
 
 
-def load_qwen_math_samples(root: str | Path) -> list[JudgeItem]:
+def load_qwen_math_samples(root: Root = None) -> list[JudgeItem]:
     """800 items: eight Qwen2.5-Math responses per MATH question with rule labels."""
     items = []
-    for r in _rows(Path(root) / "qwen25_math_rm_samples" / "math_cot_100.jsonl"):
+    for r in _rows(root, "qwen25_math_rm_samples", "math_cot_100.jsonl"):
         items += [
             JudgeItem(
                 id=f"qwen-{r['idx']}-{k}",
@@ -85,7 +113,7 @@ def load_qwen_math_samples(root: str | Path) -> list[JudgeItem]:
     return items
 
 
-LABELED_SETS: dict[str, Callable[[str | Path], list[JudgeItem]]] = {
+LABELED_SETS: dict[str, Callable[[Root], list[JudgeItem]]] = {
     "hardverify_math": load_hardverify_pairs,
     "gsm8k": load_gsm8k_solutions,
     "qwen25_math": load_qwen_math_samples,

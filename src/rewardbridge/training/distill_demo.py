@@ -4,10 +4,10 @@ The paper distills a 72B teacher into a 7B student (§7). Here the "teacher" is 
 (no big model on a CPU) and the student is the embedded SmolLM2-135M-Instruct, whose zero-shot
 judgments are at chance. Steps:
 
-1. A labeled pool from the repository's ``datasets/``: HardVerify-Math pairs, GSM8K model
-   solutions with their correctness labels, Qwen2.5-Math samples with rule labels; plus
-   synthetic items for the bundled Multi-subject questions ("Therefore, the answer is" + the
-   reference = YES, + another question's reference = NO) and master keys as NO for half of
+1. A labeled pool from the bundled corpora (``rewardbridge/data/corpora``): HardVerify-Math pairs,
+   GSM8K model solutions with their correctness labels, Qwen2.5-Math samples with rule labels;
+   plus synthetic items for the bundled Multi-subject questions ("Therefore, the answer is" +
+   the reference = YES, + another question's reference = NO) and master keys as NO for half of
    the keys (the other half stays unseen, to tell learning from memorising in the audit).
 2. A split by question (a hash of the question text) into train / dev / test: no test
    question is seen in training, under any response.
@@ -51,8 +51,8 @@ ANSWER_MARKER = "Therefore, the answer is"
 class DemoConfig:
     """Sizes of the demo; the defaults fit about 30 minutes on 2 CPU cores."""
 
-    datasets_dir: str = "datasets"
-    """the repository's datasets/ folder"""
+    datasets_dir: str | None = None
+    """a copy of the corpora folder (default: the one bundled in the package)"""
     train_size: int = 160
     """training records (class-balanced) besides the master-key NOs (train_size / 64 per seen
     key); steps = records / batch_size * epochs"""
@@ -101,16 +101,15 @@ QUICK = DemoConfig(train_size=16, test_size=16, dev_size=8, audit_questions=2)
 # --- the labeled pool -----------------------------------------------------------------------
 
 
-def load_demo_pool(datasets_dir: str | Path, *, seed: int = 0) -> list[JudgeItem]:
+def load_demo_pool(datasets_dir: str | Path | None = None, *, seed: int = 0) -> list[JudgeItem]:
     """Labeled (question, reference, response) items from the benchmark datasets and
     synthetic items for the bundled Multi-subject questions; ``domain`` names the source."""
     from rewardbridge.data.labeled_sets import LABELED_SETS
     from rewardbridge.data.loaders import load_sample_examples
 
-    root = Path(datasets_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: the repository's datasets/ folder is needed by the demo")
-    items = [item for load in LABELED_SETS.values() for item in load(root)]
+    if datasets_dir is not None and not Path(datasets_dir).is_dir():
+        raise FileNotFoundError(f"{datasets_dir}: not a folder (a copy of the bundled corpora)")
+    items = [item for load in LABELED_SETS.values() for item in load(datasets_dir)]
     items += synthetic_items(load_sample_examples(), seed=seed)
     return items
 
