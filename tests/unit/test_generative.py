@@ -122,3 +122,39 @@ def test_base_url_selects_the_openai_backend() -> None:
         assert isinstance(verifier.backend, OpenAIBackend)
     finally:
         verifier.close()
+
+
+def test_each_distinct_item_is_judged_once() -> None:
+    backend = FakeBackend()
+    verifier = GenerativeVerifier.from_backend(backend, reward="soft")
+    group = [
+        JudgeItem("1", "Q1", "Paris", "Step 1.\nParis"),
+        JudgeItem("2", "Q1", "Paris", "Other reasoning.\nParis"),  # same final step
+        JudgeItem("3", "Q1", "Paris", "Lyon"),
+        JudgeItem("4", "Q2", "Paris", "Paris"),  # another question: its own judgment
+        JudgeItem("5", "Q1", "Paris", "Lyon"),
+    ]
+    results = verifier.verify(group)
+    assert len(backend.seen) == 3
+    assert results[0].score == results[1].score == results[3].score == pytest.approx(0.8)
+    assert results[2] == results[4] and results[2].judgment == "NO"
+    assert (verifier.items_seen, verifier.distinct_items) == (5, 3)
+
+
+def test_sampling_judges_every_copy() -> None:
+    backend = FakeBackend()
+    backend.sample = True  # type: ignore[attr-defined]
+    verifier = GenerativeVerifier.from_backend(backend)
+    verifier.verify([JudgeItem(str(i), "Q", "R", "R") for i in range(3)])
+    assert len(backend.seen) == 3
+
+
+def test_local_dtype_and_token_budget_reach_the_backend(tiny_model_dir: Path) -> None:
+    torch = pytest.importorskip("torch")
+    verifier = GenerativeVerifier(
+        model=str(tiny_model_dir), device="cpu", dtype="bfloat16", max_batch_tokens=512
+    )
+    backend = verifier.backend
+    assert getattr(backend, "dtype", None) is torch.bfloat16
+    assert getattr(backend, "max_batch_tokens", None) == 512
+    verifier.close()

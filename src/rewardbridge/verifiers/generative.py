@@ -11,6 +11,11 @@ request is TIMEOUT/BACKEND_ERROR.
 Backends: a local causal LM (``TransformersBackend``: the embedded SmolLM2-135M by default, any
 model folder, e.g. a distilled verifier) or, when ``base_url`` is given, an OpenAI-compatible
 server (``OpenAIBackend``: vLLM, SGLang).
+
+Each distinct judge conversation of a call is judged once: items whose question, reference and
+response slot (the final step by default) render the same conversation share one result (an RL
+group often repeats a final answer). Not with ``sample``: each copy then gets its own draw.
+``distinct_items`` / ``items_seen`` count how much this saved.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ class GenerativeVerifier(BaseVerifier):
     first token instead of taking the argmax (the paper samples; greedy is deterministic).
     ``constrained`` (default): the judgment is restricted to YES/NO, as a guided choice would
     do (``judgment.constrain_to_judgment``); ``False`` leaves a non-judgment first token
-    unjudged (``NO_JUDGMENT``).
+    unjudged (``NO_JUDGMENT``). ``dtype`` ("auto": bfloat16 where the hardware computes it
+    natively, else float32) and ``max_batch_tokens`` (padded tokens per forward): local backend.
     """
 
     name = "generative"
@@ -71,6 +77,8 @@ class GenerativeVerifier(BaseVerifier):
         max_concurrency: int | None = None,
         sample: bool = False,
         constrained: bool = True,
+        dtype: str | None = None,
+        max_batch_tokens: int | None = None,
     ) -> None:
         self.reward = check_reward(reward)
         self.constrained = constrained
@@ -84,9 +92,16 @@ class GenerativeVerifier(BaseVerifier):
         self.response_slot = response_slot
         self.batch_size = batch_size
         self.words = JudgmentWords(self.template.yes, self.template.no)
+        self.sample = sample
+        self.items_seen = self.distinct_items = 0
         self.backend: JudgeBackend
         if base_url:
-            _ignored(device=device, prefix_sharing=prefix_sharing)
+            _ignored(
+                device=device,
+                prefix_sharing=prefix_sharing,
+                dtype=dtype,
+                max_batch_tokens=max_batch_tokens,
+            )
             from rewardbridge.verifiers.backends.openai_backend import OpenAIBackend
 
             options: dict[str, Any] = {"timeout": timeout, "max_concurrency": max_concurrency}
@@ -95,6 +110,7 @@ class GenerativeVerifier(BaseVerifier):
                 api_key=api_key,
                 served_model=served_model or (str(model) if model is not None else None),
                 sample=sample,
+                words=self.words,
                 **{k: v for k, v in options.items() if v is not None},
             )
         else:
@@ -106,6 +122,7 @@ class GenerativeVerifier(BaseVerifier):
             )
             from rewardbridge.verifiers.backends.transformers_backend import TransformersBackend
 
+            local: dict[str, Any] = {"dtype": dtype, "max_batch_tokens": max_batch_tokens}
             self.backend = TransformersBackend(
                 model,
                 device=device,
@@ -113,6 +130,7 @@ class GenerativeVerifier(BaseVerifier):
                 prefix_sharing=prefix_sharing,
                 sample=sample,
                 words=self.words,
+                **{k: v for k, v in local.items() if v is not None},
             )
 
     @classmethod
@@ -136,6 +154,8 @@ class GenerativeVerifier(BaseVerifier):
         verifier.batch_size = batch_size
         verifier.words = JudgmentWords(verifier.template.yes, verifier.template.no)
         verifier.backend = backend
+        verifier.sample = bool(getattr(backend, "sample", False))
+        verifier.items_seen = verifier.distinct_items = 0
         return verifier
 
     def messages(self, item: JudgeItem) -> list[dict[str, str]]:
@@ -145,13 +165,22 @@ class GenerativeVerifier(BaseVerifier):
         )
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        conversations = [self.messages(item) for item in items]
+        # One representative per distinct conversation (every copy when sampling).
+        copies: dict[Any, list[int]] = {}
+        for i, conversation in enumerate(conversations):
+            key = i if self.sample else tuple((m["role"], m["content"]) for m in conversation)
+            copies.setdefault(key, []).append(i)
+        firsts = [group[0] for group in copies.values()]
+        self.items_seen += len(items)
+        self.distinct_items += len(firsts)
         # Items of one question side by side, so one backend call sees all of its responses.
-        order = sorted(range(len(items)), key=lambda i: items[i].question)
+        order = sorted(firsts, key=lambda i: items[i].question)
         results: list[VerifierResult | None] = [None] * len(items)
         call_size = self.batch_size * CALL_SIZE_PER_BATCH
         for start in range(0, len(order), call_size):
             chunk = order[start : start + call_size]
-            answers = self.backend.first_tokens([self.messages(items[i]) for i in chunk])
+            answers = self.backend.first_tokens([conversations[i] for i in chunk])
             if len(answers) != len(chunk):
                 raise RuntimeError(
                     f"{type(self.backend).__name__} returned {len(answers)} answers "
@@ -163,6 +192,9 @@ class GenerativeVerifier(BaseVerifier):
                     if isinstance(answer, FirstToken)
                     else answer
                 )
+        for group in copies.values():
+            for i in group[1:]:
+                results[i] = results[group[0]]
         return [r for r in results if r is not None]
 
     def close(self) -> None:
