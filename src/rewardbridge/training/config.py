@@ -36,12 +36,12 @@ class ModelConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     lora_target_modules: str | list[str] = "all-linear"
-    dtype: str = "float32"  # float32 (CPU) | bfloat16 (GPU)
+    dtype: str = "auto"  # auto (bf16 where the CPU/GPU has it natively) | float32 | bfloat16
     gradient_checkpointing: bool = False
 
     def validate(self) -> None:
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise _fail("model.dtype", self.dtype, "use float32 (CPU) or bfloat16 (GPU)")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise _fail("model.dtype", self.dtype, "use auto, float32, bfloat16 or float16")
         if self.lora and self.lora_r < 1:
             raise _fail("model.lora_r", self.lora_r, "the LoRA rank must be >= 1")
 

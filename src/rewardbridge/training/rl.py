@@ -378,14 +378,16 @@ def build_trainer(
     extra_callbacks: Sequence[Any] = (),
 ) -> Any:
     """A ready ``RewardBridgeGRPOTrainer`` for ``config`` (the model is loaded unless given)."""
-    import torch
     from trl import GRPOConfig
 
     from rewardbridge.models import load_causal_lm
 
     if policy is None:
-        dtype = getattr(torch, config.model.dtype)
-        model, tokenizer = load_causal_lm(config.model.policy, device="cpu", dtype=dtype)
+        # dtype "auto": bfloat16 weights where the CPU/GPU computes bf16 natively (LoRA adapters
+        # stay float32: peft upcasts them), else float32; see models.resolve_dtype.
+        model, tokenizer = load_causal_lm(
+            config.model.policy, device="cpu", dtype=config.model.dtype
+        )
     else:
         model, tokenizer = policy
     model.train()

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardbridge.models import resolve_dtype
 from rewardbridge.training.distill.collect import DistillRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class DistillTrainConfig:
     balance: bool = False
     """down-sample the majority judgment so YES and NO are equally frequent"""
     seed: int = 0
+    dtype: str = "auto"
+    """compute dtype: auto (bf16 mixed precision where the CPU/GPU has native bf16), float32,
+    bfloat16; the weights stay float32 (models.resolve_dtype)"""
 
     def __post_init__(self) -> None:
         checks = {
@@ -152,7 +156,7 @@ def build_trainer(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=config.max_length,
         completion_only_loss=True,
-        bf16=False,
+        bf16=resolve_dtype(config.dtype) is torch.bfloat16,  # autocast; fp32 master weights
         fp16=False,
         activation_checkpointing=False,
         logging_steps=1,
