@@ -12,7 +12,7 @@ import pytest
 from rewardbridge.cli import main
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.loaders import DataError, FieldMap
-from rewardbridge.judging import judge_file, read_done, summary_path
+from rewardbridge.judging import RecordStore, judge_file, summary_path
 from rewardbridge.verifiers.base import BaseVerifier, Status, VerifierResult
 
 
@@ -162,15 +162,15 @@ def test_resume_after_a_line_cut_mid_write(tmp_path: Path) -> None:
 def test_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": "a", "reward": 1.0, "status": "judged"}')
-    assert read_done(out) == {"a"}
+    assert RecordStore(out).done_ids() == {"a"}
     assert out.read_text().endswith("}\n")
 
 
 def test_corrupt_line_inside_output_is_an_error(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": "a", "status": "judged"}\n{garbage\n{"id": "b", "status": "judged"}\n')
-    with pytest.raises(DataError, match=r"out\.jsonl:2: not a result line"):
-        read_done(out)
+    with pytest.raises(DataError, match=r"out\.jsonl:2: not a record"):
+        RecordStore(out).done_ids()
 
 
 def test_duplicate_ids_name_both_lines(tmp_path: Path) -> None:

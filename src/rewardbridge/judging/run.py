@@ -1,16 +1,17 @@
-"""Judge a whole file of responses: stream, verify in batches, write as you go, resume.
+"""Judge many items with one verifier, writing records as you go, resumably.
 
-No paper equation lives here; this is the batch driver around any ``Verifier`` (the paper's
-generative judge, Eq. 3/4 rewards, or a rule verifier). Each input record gives one JSON line:
+No paper equation lives here; these are the batch drivers around any ``Verifier`` (the paper's
+generative judge, Eq. 3/4 rewards, or a rule verifier). Both write the one record format
+(``judging/records.py``) through the one store (``judging/store.py``): each batch is appended,
+flushed and fsynced before the next is judged; a rerun with the same output judges only the
+ids not yet there (never a duplicate, never a gap); a torn last line is repaired, any other bad
+line is an error naming ``file:line`` (skipped and counted with ``skip_invalid``); the store's
+meta (the verifier and its options) must match on a resume.
 
-    {"id", "reward" (score or null), "status", "verifier", "latency_s",
-     "judgment", "p_yes", "p_no", "stage", "reason" (each only when set),
-     "label" (only when the input has one)}
-
-Lines are written, flushed and fsynced after every batch, so a crash loses at most the batch in
-flight. Rerunning with the same output reads the ids already there (dropping a last line cut off
-mid-write) and judges only the rest: never a duplicate, never a gap. ``reward`` is ``null`` for an
-unjudged item (empty response, timeout, ...), never 0.
+- ``judge_file(input, output, verifier)``: stream a file of items to a file of records
+  (``rewardbridge judge``); the summary goes to ``<output>.summary.json``.
+- ``judge_items(verifier, items, path)``: a list of items -> their results, in order
+  (``eval-verifier``, ``audit``, ``evaluate``, the distillation demo).
 """
 
 from __future__ import annotations
@@ -20,18 +21,36 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.loaders import DataError, FieldMap, count_records, iter_judge_items
+from rewardbridge.judging.records import result_record
+from rewardbridge.judging.store import RecordStore
 from rewardbridge.verifiers.base import Verifier, VerifierResult
 
 logger = logging.getLogger(__name__)
 
-_OPTIONAL_RESULT_FIELDS = ("judgment", "p_yes", "p_no", "stage", "reason")
+ExtraFields = Callable[[JudgeItem, VerifierResult], Mapping[str, Any]]
+"""Per-record fields a caller adds (e.g. the rule check's verdict beside the judge's)."""
+
+
+def verifier_name(verifier: Verifier) -> str:
+    return str(getattr(verifier, "name", type(verifier).__name__))
+
+
+def verify_batch(verifier: Verifier, batch: Sequence[JudgeItem]) -> list[VerifierResult]:
+    """``verifier.verify(batch)``, checked to give one result per item."""
+    results = verifier.verify(batch)
+    if len(results) != len(batch):
+        raise RuntimeError(
+            f"verifier {verifier_name(verifier)!r} returned {len(results)} results "
+            f"for {len(batch)} items"
+        )
+    return list(results)
 
 
 @dataclass
@@ -90,64 +109,16 @@ class _Tally:
             self.reward_sum += reward
             self.rewards += 1
 
+    @classmethod
+    def of(cls, store: RecordStore) -> _Tally:
+        tally = cls()
+        for record in store.records():
+            tally.add(str(record.get("status")), record.get("reward"))
+        return tally
+
 
 def summary_path(output: str | Path) -> Path:
     return Path(f"{output}.summary.json")
-
-
-def result_record(item: JudgeItem, result: VerifierResult, verifier: str) -> dict[str, Any]:
-    """One output line for ``item``."""
-    record: dict[str, Any] = {
-        "id": item.id,
-        "reward": result.score,
-        "status": result.status.value,
-        "verifier": verifier,
-        "latency_s": round(result.latency_s, 6),
-    }
-    for name in _OPTIONAL_RESULT_FIELDS:
-        value = getattr(result, name)
-        if value is not None:
-            record[name] = value
-    if item.label is not None:
-        record["label"] = item.label
-    return record
-
-
-def read_done(output: Path, tally: _Tally | None = None) -> set[str]:
-    """Ids already in ``output``. A last line cut off mid-write is dropped from the file;
-    any other unreadable line is an error naming it."""
-    done: set[str] = set()
-    if not output.exists():
-        return done
-    size = output.stat().st_size
-    good_end = 0
-    line = b"\n"
-    with output.open("rb+") as f:
-        for lineno, line in enumerate(f, start=1):
-            try:
-                record = json.loads(line) if line.strip() else None
-                if record is not None and not isinstance(record.get("id"), str):
-                    raise ValueError("no string 'id'")
-            except (ValueError, AttributeError) as exc:
-                if good_end + len(line) < size:  # not the last line: real corruption
-                    raise DataError(
-                        f"{output}:{lineno}: not a result line ({exc}); fix or move the file"
-                    ) from None
-                logger.warning("%s:%d: dropping a truncated last line", output, lineno)
-                f.truncate(good_end)
-                return done
-            good_end += len(line)
-            if record is None:
-                continue
-            if record["id"] in done:
-                logger.warning("%s:%d: id %r appears twice", output, lineno, record["id"])
-                continue
-            done.add(record["id"])
-            if tally is not None:
-                tally.add(str(record.get("status")), record.get("reward"))
-        if not line.endswith(b"\n"):  # a complete last line cut off just before its newline
-            f.write(b"\n")
-    return done
 
 
 def judge_file(
@@ -160,12 +131,16 @@ def judge_file(
     skip_invalid: bool = False,
     limit: int | None = None,
     progress: bool = True,
+    text: bool = False,
+    meta: Mapping[str, Any] | None = None,
 ) -> JudgeRunSummary:
     """Judge every item of ``input`` not yet in ``output``; append one JSON line per item.
 
     ``limit`` caps the input items considered (resumed ones included), so a rerun with the same
     limit finishes the same set. Duplicate ids in the input are a ``DataError`` naming both
-    places (skipped and counted with ``skip_invalid``).
+    places (skipped and counted with ``skip_invalid``, as are bad lines inside ``output``).
+    ``text`` also writes each item's question, reference and response (what ``distill train``
+    reads). ``meta`` (default: the verifier's name) must match the output's on a resume.
     """
     from tqdm.auto import tqdm
 
@@ -176,11 +151,17 @@ def judge_file(
     in_path, out_path = Path(input), Path(output)
     if out_path.exists() and in_path.resolve() == out_path.resolve():
         raise ValueError(f"--output {out_path} is the input file")
-    name = str(getattr(verifier, "name", type(verifier).__name__))
+    name = verifier_name(verifier)
     records = iter_judge_items(in_path, fields=fields, skip_invalid=skip_invalid)
     summary = JudgeRunSummary(input=str(in_path), output=str(out_path), verifier=name)
+    store = RecordStore(
+        out_path, skip_invalid=skip_invalid, meta={"verifier": name} if meta is None else meta
+    )
     tally = _Tally()
-    done = read_done(out_path, tally)
+    done: set[str] = set()
+    for record in store.records():
+        done.add(record["id"])
+        tally.add(str(record.get("status")), record.get("reward"))
     summary.resumed = len(done)
 
     total = count_records(in_path)
@@ -190,27 +171,21 @@ def judge_file(
     seen: dict[str, int] = {}  # input id -> position, for duplicate errors
     duplicates = 0
     start = time.perf_counter()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def flush(batch: list[JudgeItem], out: Any) -> None:
-        results = verifier.verify(batch)
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"verifier {name!r} returned {len(results)} results for {len(batch)}"
-            )
-        lines = []
-        for item, result in zip(batch, results, strict=True):
-            record = result_record(item, result, name)
+    def flush(batch: list[JudgeItem], out: RecordStore) -> None:
+        results = verify_batch(verifier, batch)
+        written = [
+            result_record(item, result, name, text=text)
+            for item, result in zip(batch, results, strict=True)
+        ]
+        out.append(written)
+        for record in written:
             tally.add(record["status"], record["reward"])
-            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-        out.write("".join(lines))
-        out.flush()
-        os.fsync(out.fileno())
         summary.new += len(batch)
         bar.update(len(batch))
 
     try:
-        with out_path.open("a", encoding="utf-8") as out, bar:
+        with store as out, bar:
             batch: list[JudgeItem] = []
             try:
                 for item in records if limit != 0 else ():
@@ -244,8 +219,7 @@ def judge_file(
     finally:
         if not summary.complete:
             # interrupted, possibly between a write and its count: count what the file holds
-            tally = _Tally()
-            read_done(out_path, tally)
+            tally = _Tally.of(store)
         summary.skipped_invalid = records.skipped + duplicates
         summary.elapsed_s = time.perf_counter() - start
         summary.items_per_s = summary.new / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
@@ -262,4 +236,57 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-__all__: Sequence[str] = ["JudgeRunSummary", "judge_file", "read_done", "result_record"]
+def judge_items(
+    verifier: Verifier,
+    items: Sequence[JudgeItem],
+    path: str | Path,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    batch_size: int = 32,
+    progress: Callable[[int], Any] | None = None,
+    skip_invalid: bool = False,
+    text: bool = False,
+    extra: ExtraFields | None = None,
+) -> list[VerifierResult]:
+    """One result per item, in order; items already in the store at ``path`` are not judged
+    again. ``meta`` (default: the verifier's name) must match the store's on a resume;
+    ``extra(item, result)`` adds fields to each record; ``progress(n)`` is called as items
+    are done (resumed ones first)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("item ids must be unique to resume judgments")
+    name = verifier_name(verifier)
+    with RecordStore(
+        path, skip_invalid=skip_invalid, meta={"verifier": name} if meta is None else meta
+    ) as store:
+        wanted = set(ids)
+        done = {i: r for i, r in store.done_results().items() if i in wanted}
+        todo = [item for item in items if item.id not in done]
+        if progress and len(items) > len(todo):
+            progress(len(items) - len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            results = verify_batch(verifier, batch)
+            store.append(
+                result_record(
+                    item, result, name, text=text, extra=extra(item, result) if extra else None
+                )
+                for item, result in zip(batch, results, strict=True)
+            )
+            done.update((item.id, result) for item, result in zip(batch, results, strict=True))
+            if progress:
+                progress(len(batch))
+    return [done[i] for i in ids]
+
+
+__all__ = [
+    "ExtraFields",
+    "JudgeRunSummary",
+    "judge_file",
+    "judge_items",
+    "summary_path",
+    "verifier_name",
+    "verify_batch",
+]
