@@ -11,9 +11,14 @@ between calls with ``reset(...)``:
 - ``fail_first`` / ``fail_status`` / ``retry_after``: the first k chat calls answer that status;
 - ``hang_first`` / ``hang_s``: the first k chat calls hang (client timeouts);
 - ``down``: every request answers 503;
-- ``no_logprobs``: answer without logprobs (a server that ignores the option).
+- ``no_logprobs``: answer without logprobs (a server that ignores the option);
+- ``splits``: how the fake tokenizer splits a text (``{"YES": ["Y", "ES"]}``, as SmolLM2 does;
+  any other text is one token), served by vLLM's ``POST /tokenize`` and ``/detokenize``;
+  ``verdict_tokens``: the token texts emitted for YES and NO (default ``("YES", "NO")``);
+- ``no_tokenize``: ``/tokenize`` and ``/detokenize`` answer 404 (a server without them).
 
-The server records ``calls``, ``requests`` (payloads), ``headers`` and ``max_in_flight``.
+The server records ``calls``, ``requests`` (payloads), ``headers``, ``max_in_flight`` and
+``tokenize_calls``.
 """
 
 from __future__ import annotations
@@ -95,15 +100,22 @@ class Behaviour:
     confidence: float = 0.9
     max_logprobs: int = 20
     judge: Callable[[Messages], bool] = slots_equal
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    verdict_tokens: tuple[str, str] = ("YES", "NO")
+    no_tokenize: bool = False
 
 
-def top_logprobs(verdict: str, confidence: float, n: int) -> list[tuple[str, float]]:
+def top_logprobs(
+    verdict: str, confidence: float, n: int, other: str | None = None
+) -> list[tuple[str, float]]:
     """The verdict with ``confidence``, the other verdict with most of the rest, filler after."""
-    other = "NO" if verdict == "YES" else "YES"
+    if other is None:
+        other = "NO" if verdict == "YES" else "YES"
     rest = 1.0 - confidence
     probs = [(verdict, confidence), (other, rest * 0.6)]
     share = rest * 0.4 / len(_FILLER)
-    probs += [(tok, share * (0.9**i)) for i, tok in enumerate(_FILLER)]
+    filler = [tok for tok in _FILLER if tok not in (verdict, other)]
+    probs += [(tok, share * (0.9**i)) for i, tok in enumerate(filler)]
     return [(tok, math.log(p)) for tok, p in probs[:n]]
 
 
@@ -131,6 +143,8 @@ class FakeVLLM:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
+    tokenize_calls: int = 0
+    vocab: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._server: Any = None
@@ -147,7 +161,7 @@ class FakeVLLM:
         if unknown:
             raise TypeError(f"unknown behaviour: {sorted(unknown)}")
         self.behaviour = replace(Behaviour(), **changes)
-        self.calls = self.model_calls = self.max_in_flight = 0
+        self.calls = self.model_calls = self.max_in_flight = self.tokenize_calls = 0
         self.requests.clear()
         self.headers.clear()
         return self
@@ -175,6 +189,29 @@ class FakeVLLM:
                     }
                 ],
             }
+
+        @app.post("/tokenize")
+        async def tokenize(request: Request) -> Any:
+            payload = await request.json()
+            self.tokenize_calls += 1
+            if self.behaviour.no_tokenize:
+                return _error(404, "Not Found")
+            if self.behaviour.down:
+                return _error(503, "server is down")
+            text = str(payload["prompt"])
+            pieces = self.behaviour.splits.get(text, [text] if text else [])
+            ids = [self.vocab.setdefault(p, len(self.vocab) + 1000) for p in pieces]
+            out: dict[str, Any] = {"count": len(ids), "max_model_len": 4096, "tokens": ids}
+            out["token_strs"] = pieces if payload.get("return_token_strs") else None
+            return out
+
+        @app.post("/detokenize")
+        async def detokenize(request: Request) -> Any:
+            payload = await request.json()
+            if self.behaviour.no_tokenize:
+                return _error(404, "Not Found")
+            texts = {i: t for t, i in self.vocab.items()}
+            return {"prompt": "".join(texts[int(i)] for i in payload["tokens"])}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
@@ -213,8 +250,9 @@ class FakeVLLM:
         n = int(payload.get("top_logprobs") or 0)
         if n > b.max_logprobs:
             return _error(400, f"Requested top logprobs of {n} exceeds max of {b.max_logprobs}")
-        verdict = "YES" if b.judge(payload["messages"]) else "NO"
-        top = top_logprobs(verdict, b.confidence, max(n, 1))
+        yes, no = b.verdict_tokens
+        verdict, other = (yes, no) if b.judge(payload["messages"]) else (no, yes)
+        top = top_logprobs(verdict, b.confidence, max(n, 1), other)
         logprobs = None
         if payload.get("logprobs") and not b.no_logprobs:
             first = _entry(*top[0]) | {"top_logprobs": [_entry(t, lp) for t, lp in top[:n]]}

@@ -21,11 +21,17 @@ here the item is NOT judged (``Status.NO_JUDGMENT``, score ``None``), so trainin
 instead of punishing a response for the judge's failure. ``soft_normalized_reward`` needs no c:
 it is unjudged only when no variant of either word is visible (a remote top-k without them).
 
-Which tokens are variants: a token text counts as YES (NO) when the backend resolved it so in
-``FirstToken.judgment_tokens`` (the first piece of a word the tokenizer splits, see
-``rewardbridge.verifiers.backends.transformers_backend.resolve_judgment_tokens``), else when
-its text, whitespace stripped, equals the word case-insensitively. The judgment words come from
-the template (YES/NO for the paper, Yes/No for general-verifier); results always say "YES"/"NO".
+Which tokens are variants (one rule for every backend, ``resolve_first_pieces``): each
+judgment word's case and leading-space variants (``judgment_variants``: "YES", "Yes", "yes",
+" YES", ...) are tokenised by the judge's own tokenizer, and the FIRST token of each counts for
+its word: the probability of starting the word at the first position (SmolLM2 splits "YES" into
+"Y" + "ES", so "Y" counts as YES). A first token shared by a variant of each word is left out
+(an error when it is the template's own words). The in-process backend tokenises locally; the
+OpenAI backend asks the server's ``/tokenize`` and ``/detokenize`` once (docs/backends.md). The
+backend hands the result over as ``FirstToken.judgment_tokens`` (token text -> side); only
+where it has none (a server without ``/tokenize``) does a text count when, whitespace stripped,
+it equals the word case-insensitively. The judgment words come from the template (YES/NO for the
+paper, Yes/No for general-verifier); results always say "YES"/"NO".
 
 ``p_yes`` / ``p_no`` on a result are the summed variant probabilities (as in the normalised
 reward), whichever reward is used.
@@ -34,8 +40,9 @@ reward), whichever reward is used.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from rewardbridge.verifiers.backends.base import FirstToken
 from rewardbridge.verifiers.base import Status, VerifierResult
@@ -53,6 +60,56 @@ class JudgmentWords:
 
 
 PAPER_WORDS = JudgmentWords()
+
+TokenT = TypeVar("TokenT", bound=Hashable)
+
+
+def judgment_variants(word: str) -> list[str]:
+    """Case and leading-space variants of a judgment word, the word itself first."""
+    forms = [word, word.upper(), word.capitalize(), word.lower()]
+    out: list[str] = []
+    for form in forms + [" " + f for f in forms]:
+        if form not in out:
+            out.append(form)
+    return out
+
+
+def all_judgment_variants(words: JudgmentWords = PAPER_WORDS) -> list[str]:
+    """The variants of both words (what a backend must tokenise), YES's first."""
+    return judgment_variants(words.yes) + [
+        v for v in judgment_variants(words.no) if v not in judgment_variants(words.yes)
+    ]
+
+
+def resolve_first_pieces(
+    first_piece: Mapping[str, TokenT],
+    words: JudgmentWords = PAPER_WORDS,
+    describe: Callable[[TokenT], str] = repr,
+) -> dict[TokenT, str]:
+    """Token -> "YES"/"NO": the first token of every variant of the two judgment words.
+
+    ``first_piece``: variant text -> the first token the judge's tokenizer makes of it (an id,
+    or its text; a variant missing from it is skipped). A token that starts a variant of each
+    word is left out; raises ``ValueError`` when that hits the template's own words as written,
+    whose first-position probabilities could then not be told apart (``describe`` names the
+    token in the message).
+    """
+    sides: dict[str, dict[TokenT, str]] = {YES: {}, NO: {}}
+    for side, word in ((YES, words.yes), (NO, words.no)):
+        for variant in judgment_variants(word):
+            if variant in first_piece:
+                sides[side].setdefault(first_piece[variant], variant)
+    shared = set(sides[YES]) & set(sides[NO])
+    for side, word in ((YES, words.yes), (NO, words.no)):
+        own = first_piece.get(word)
+        if own is not None and own in shared:
+            other = NO if side == YES else YES
+            raise ValueError(
+                f"the tokenizer starts {word!r} and {sides[other][own]!r} with the same token "
+                f"{describe(own)}: their first-position probabilities cannot be told apart; use a "
+                "template with other judgment words"
+            )
+    return {token: side for side in (YES, NO) for token in sides[side] if token not in shared}
 
 
 def classify_token(token: str, first: FirstToken, words: JudgmentWords = PAPER_WORDS) -> str | None:

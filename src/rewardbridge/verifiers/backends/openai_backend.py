@@ -7,13 +7,9 @@ prompt, so the answer is the first generated position, as in the paper (Section 
 
 Where this departs from a local backend: a server reports only the top ``N`` log-probabilities
 (vLLM caps N at ``--max-logprobs``, 20 by default), so a YES/NO variant outside the top N is
-unseen (counted as probability 0); for a judge trained on the template the two verdicts are the
-top tokens. Several token ids that decode to the same text are merged into one entry by
-log-sum-exp.
-
-YES / NO tokens: the rule of ``judgment.resolve_first_pieces``, resolved once per backend with
-the server's own tokenizer (``server_tokens``: vLLM's ``/tokenize``), as in-process; a server
-without it falls back to whole-word matching, with a warning. docs/backends.md.
+unseen (probability 0); for a judge trained on the template the two verdicts are the top tokens.
+Token ids that decode to the same text are merged by log-sum-exp. YES/NO tokens are resolved
+with the server's own tokenizer as in-process (``server_tokens``, docs/backends.md).
 
 Transport: ``httpx.AsyncClient`` on an event loop in a thread owned by the backend, so the sync
 ``first_tokens`` works from plain code, from inside a running event loop and from server threads
@@ -75,9 +71,8 @@ def parse_first_token(
     """The first generated position of a chat completion (OpenAI / vLLM / SGLang format).
 
     ``choices[0].logprobs.content[0]`` is ``{token, logprob, bytes, top_logprobs: [{token,
-    logprob, bytes}, ...]}``. ``judgment_tokens``: token text -> "YES"/"NO", as resolved with
-    the server's tokenizer (``FirstToken.judgment_tokens``). Raises ``ValueError`` naming what
-    is missing.
+    logprob, bytes}, ...]}``; ``judgment_tokens`` from ``server_tokens``. Raises ``ValueError``
+    naming what is missing.
     """
     choices = body.get("choices")
     if not choices:
@@ -181,8 +176,7 @@ class OpenAIBackend:
         self.top_logprobs = int(top_logprobs)
         self.sample = bool(sample)
         self.words = words
-        # token text -> "YES"/"NO" from the server's tokenizer; None until resolved
-        self.judgment_tokens: dict[str, str] | None = None if resolve_tokens else {}
+        self.judgment_tokens: dict[str, str] | None = None if resolve_tokens else {}  # text->side
         self._tokens_lock: asyncio.Lock | None = None
         self.down_for_s = down_for_s
         self.stats = BackendStats()
@@ -326,8 +320,9 @@ class OpenAIBackend:
         assert self._tokens_lock is not None
         async with self._tokens_lock:
             if self.judgment_tokens is None:
-                root = self._pick(avoid=None).root.removesuffix("/v1")
-                post = partial(root_post, self._ensure_client(), root, self.retry, self.timeout)
+                healthy_first = sorted(self._endpoints, key=lambda e: e.down_until)
+                roots = [e.root.removesuffix("/v1") for e in healthy_first]
+                post = partial(root_post, self._ensure_client(), roots, self.retry, self.timeout)
                 self.judgment_tokens = await ask_judgment_tokens(post, model, self.words)
         return self.judgment_tokens
 
