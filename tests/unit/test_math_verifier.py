@@ -157,7 +157,7 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="timeout"):
         MathVerifier(timeout=0)
     with pytest.raises(ValueError, match="response_slot"):
-        MathVerifier(response_slot="answer")  # type: ignore[arg-type]
+        MathVerifier(response_slot="last")  # type: ignore[arg-type]
     v = build_verifier("math", workers=0, timeout=2.5, response_slot="final_step")
     assert isinstance(v, MathVerifier) and v.timeout == 2.5
     assert MathVerifyConfig.coerce({"match_types": ["expr"]}).match_types == ("expr",)

@@ -7,7 +7,8 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from rewardbridge.verifiers.prompts import RESPONSE_SLOTS, available_templates
+    from rewardbridge.verifiers.prompts import available_templates
+    from rewardbridge.verifiers.text import RESPONSE_SLOTS
 
     names = ", ".join(available_templates())
     parser = subparsers.add_parser(

@@ -29,12 +29,8 @@ from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.backends.base import FirstToken, JudgeBackend
 from rewardbridge.verifiers.base import BaseVerifier, VerifierResult
 from rewardbridge.verifiers.judgment import JudgmentWords, check_reward, first_token_result
-from rewardbridge.verifiers.prompts import (
-    RESPONSE_SLOTS,
-    JudgeTemplate,
-    load_template,
-    response_slot_text,
-)
+from rewardbridge.verifiers.prompts import JudgeTemplate, load_template
+from rewardbridge.verifiers.text import ResponseSlot, check_response_slot, response_slot_text
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +65,7 @@ class GenerativeVerifier(BaseVerifier):
         served_model: str | None = None,
         reward: str = "binary",
         template: str | os.PathLike[str] | JudgeTemplate = "paper",
-        response_slot: str = "final_step",
+        response_slot: ResponseSlot = "final_step",
         device: str | None = None,
         batch_size: int = 16,
         prefix_sharing: bool | None = None,
@@ -83,13 +79,9 @@ class GenerativeVerifier(BaseVerifier):
         self.reward = check_reward(reward)
         self.constrained = constrained
         self.template = load_template(template)
-        if response_slot not in RESPONSE_SLOTS:
-            raise ValueError(
-                f"response_slot must be one of {', '.join(RESPONSE_SLOTS)}, got {response_slot!r}"
-            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.response_slot = response_slot
+        self.response_slot = check_response_slot(response_slot)
         self.batch_size = batch_size
         self.words = JudgmentWords(self.template.yes, self.template.no)
         self.sample = sample
@@ -140,7 +132,7 @@ class GenerativeVerifier(BaseVerifier):
         backend: JudgeBackend,
         reward: str = "binary",
         template: str | os.PathLike[str] | JudgeTemplate = "paper",
-        response_slot: str = "final_step",
+        response_slot: ResponseSlot = "final_step",
         batch_size: int = 16,
         constrained: bool = True,
     ) -> GenerativeVerifier:
@@ -149,9 +141,7 @@ class GenerativeVerifier(BaseVerifier):
         verifier.reward = check_reward(reward)
         verifier.constrained = constrained
         verifier.template = load_template(template)
-        if response_slot not in RESPONSE_SLOTS:
-            raise ValueError(f"response_slot must be one of {', '.join(RESPONSE_SLOTS)}")
-        verifier.response_slot = response_slot
+        verifier.response_slot = check_response_slot(response_slot)
         verifier.batch_size = batch_size
         verifier.words = JudgmentWords(verifier.template.yes, verifier.template.no)
         verifier.backend = backend

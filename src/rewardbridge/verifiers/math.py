@@ -58,10 +58,9 @@ from typing import Any, Literal, get_args
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import BaseVerifier, Status, VerifierResult
-from rewardbridge.verifiers.text import final_step
+from rewardbridge.verifiers.text import ResponseSlot, check_response_slot, response_slot_text
 
 MatchType = Literal["latex", "expr"]
-ResponseSlot = Literal["full", "final_step"]
 
 #: Key of ``JudgeItem.metadata`` that overrides the verifier's config for one item.
 ITEM_CONFIG_KEY = "math_verify"
@@ -232,8 +231,9 @@ class MathVerifier(BaseVerifier):
     ``config``: a ``MathVerifyConfig`` or a mapping of its fields. An item may override it with
     ``item.metadata["math_verify"]`` (same form), e.g. a per-row precision in a dataset.
     ``response_slot``: "full" (default: math-verify finds the answer itself, preferring the last
-    ``\\boxed{}``) or "final_step" (the paper's final line only). ``workers``: processes in the
-    pool (default: all cores); 0 judges in the calling thread without a time limit.
+    ``\\boxed{}``), "final_step" (the paper's final line only) or "answer" (after "the answer
+    is"). ``workers``: processes in the pool (default: all cores); 0 judges in the calling
+    thread without a time limit.
     ``timeout``: wall-clock seconds per item.
     """
 
@@ -247,11 +247,7 @@ class MathVerifier(BaseVerifier):
         workers: int | None = None,
         timeout: float = 5.0,
     ) -> None:
-        if response_slot not in get_args(ResponseSlot):
-            raise ValueError(
-                f"response_slot must be one of {', '.join(get_args(ResponseSlot))}; "
-                f"got {response_slot!r}"
-            )
+        check_response_slot(response_slot)
         if workers is None:
             workers = os.cpu_count() or 1
         if workers < 0:
@@ -281,7 +277,7 @@ class MathVerifier(BaseVerifier):
                     Status.INVALID_INPUT, f"item {item.id!r}: metadata.{ITEM_CONFIG_KEY}: {exc}"
                 )
                 continue
-            answer = item.response if self.response_slot == "full" else final_step(item.response)
+            answer = response_slot_text(item.response, self.response_slot)
             tasks.append((item.reference, answer, config))
             positions.append(i)
         if self.workers == 0:

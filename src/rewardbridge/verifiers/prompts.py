@@ -25,14 +25,11 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
-from rewardbridge.verifiers.text import final_step
+from rewardbridge.verifiers.text import ResponseSlot, response_slot_text
 
 PAPER_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_TEMPLATE = "paper"
-ResponseSlot = Literal["final_step", "full"]
-RESPONSE_SLOTS: tuple[str, ...] = ("final_step", "full")
 
 _SLOT = re.compile(r"\{(question|reference|response)\}")
 _REQUIRED_SLOTS = ("reference", "response")
@@ -146,23 +143,12 @@ def load_template(spec: str | os.PathLike[str] | JudgeTemplate = DEFAULT_TEMPLAT
     )
 
 
-def response_slot_text(response: str, response_slot: str = "final_step") -> str:
-    """What goes in the response slot: the final step (paper) or the full response."""
-    if response_slot == "final_step":
-        return final_step(response)
-    if response_slot == "full":
-        return response
-    raise ValueError(
-        f"response_slot must be one of {', '.join(RESPONSE_SLOTS)}, got {response_slot!r}"
-    )
-
-
 def render_judge_messages(
     question: str,
     reference: str,
     response: str,
     template: str | os.PathLike[str] | JudgeTemplate = DEFAULT_TEMPLATE,
-    response_slot: str = "final_step",
+    response_slot: ResponseSlot = "final_step",
 ) -> list[dict[str, str]]:
     """The judge conversation for one item: [system, user] chat messages.
 

@@ -36,24 +36,15 @@ from typing import Literal, get_args
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import BaseVerifier, Status, VerifierResult
-from rewardbridge.verifiers.text import extract_answer, final_step, normalize_text
+from rewardbridge.verifiers.text import (
+    ResponseSlot,
+    check_response_slot,
+    extract_answer,
+    normalize_text,
+    response_slot_text,
+)
 
-ResponseSlot = Literal["final_step", "full", "answer"]
 ContainsMatch = Literal["token", "substring"]
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{option} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def response_text(response: str, slot: ResponseSlot) -> str:
-    """The part of ``response`` a rule looks at."""
-    if slot == "final_step":
-        return final_step(response)
-    if slot == "answer":
-        return extract_answer(response)
-    return response
 
 
 def contains_reference(text: str, reference: str, *, match: ContainsMatch = "token") -> bool:
@@ -96,9 +87,9 @@ class ContainsVerifier(BaseVerifier):
     def __init__(
         self, *, response_slot: ResponseSlot = "final_step", match: ContainsMatch = "token"
     ) -> None:
-        _check_choice("response_slot", response_slot, get_args(ResponseSlot))
-        _check_choice("match", match, get_args(ContainsMatch))
-        self.response_slot: ResponseSlot = response_slot
+        if match not in get_args(ContainsMatch):
+            raise ValueError(f"match must be one of token, substring; got {match!r}")
+        self.response_slot = check_response_slot(response_slot)
         self.match: ContainsMatch = match
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
@@ -107,7 +98,7 @@ class ContainsVerifier(BaseVerifier):
     def _judge(self, item: JudgeItem) -> VerifierResult:
         if (bad := _empty_reference(item)) is not None:
             return bad
-        text = response_text(item.response, self.response_slot)
+        text = response_slot_text(item.response, self.response_slot)
         found = contains_reference(text, item.reference, match=self.match)
         return VerifierResult.ok(
             1.0 if found else 0.0,
@@ -121,8 +112,7 @@ class JaccardVerifier(BaseVerifier):
     name = "jaccard"
 
     def __init__(self, *, response_slot: ResponseSlot = "final_step") -> None:
-        _check_choice("response_slot", response_slot, get_args(ResponseSlot))
-        self.response_slot: ResponseSlot = response_slot
+        self.response_slot = check_response_slot(response_slot)
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
         return [self._judge(item) for item in items]
@@ -130,7 +120,7 @@ class JaccardVerifier(BaseVerifier):
     def _judge(self, item: JudgeItem) -> VerifierResult:
         if (bad := _empty_reference(item)) is not None:
             return bad
-        text = response_text(item.response, self.response_slot)
+        text = response_slot_text(item.response, self.response_slot)
         return VerifierResult.ok(jaccard_similarity(token_set(text), token_set(item.reference)))
 
 

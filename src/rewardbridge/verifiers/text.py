@@ -1,9 +1,16 @@
-"""Text helpers shared by verifiers: the paper's "final step" and answer normalisation."""
+"""Text helpers shared by verifiers: the paper's "final step", the response slot, answer
+normalisation."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal, cast, get_args
+
+ResponseSlot = Literal["final_step", "full", "answer"]
+"""The part of a response a verifier reads: the final step (the last non-empty line, the
+paper's), the full response, or the extracted answer (``extract_answer``)."""
+RESPONSE_SLOTS: tuple[str, ...] = get_args(ResponseSlot)
 
 # A line that only closes a display-math block carries no answer on its own.
 _CLOSERS = {"\\]": "\\[", "$$": "$$"}
@@ -53,3 +60,20 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SPACES.sub(" ", text).strip()
     return text.strip(_EDGE_PUNCT)
+
+
+def check_response_slot(slot: str) -> ResponseSlot:
+    """``slot`` if it is a response slot, else ``ValueError`` naming the option."""
+    if slot not in RESPONSE_SLOTS:
+        raise ValueError(f"response_slot must be one of {', '.join(RESPONSE_SLOTS)}; got {slot!r}")
+    return cast(ResponseSlot, slot)
+
+
+def response_slot_text(response: str, slot: ResponseSlot = "final_step") -> str:
+    """The part of ``response`` that ``slot`` names."""
+    if slot == "final_step":
+        return final_step(response)
+    if slot == "answer":
+        return extract_answer(response)
+    check_response_slot(slot)
+    return response
