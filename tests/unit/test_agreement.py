@@ -12,10 +12,10 @@ from rewardbridge.evaluation.agreement import (
     cohen_kappa,
     coverage,
     judged_pairs,
-    soft_score,
     verifier_report,
 )
 from rewardbridge.evaluation.calibration import expected_calibration_error, reliability_bins
+from rewardbridge.judging.records import soft_p_yes
 from rewardbridge.verifiers.base import Status, VerifierResult
 
 # tp = 4 (0, 1, 2, 8), fn = 1 (3), fp = 2 (6, 9), tn = 3 (4, 5, 7)
@@ -79,9 +79,9 @@ def _item(i: int, label: bool | None, domain: str = "math") -> JudgeItem:
 
 def test_soft_score_prefers_normalised_probability() -> None:
     r = VerifierResult.ok(1.0, judgment="YES", p_yes=0.3, p_no=0.1)
-    assert soft_score(r) == pytest.approx(0.75)
-    assert soft_score(VerifierResult.ok(0.0)) == 0.0
-    assert soft_score(VerifierResult.failed(Status.TIMEOUT, "t")) is None
+    assert soft_p_yes(r) == pytest.approx(0.75)
+    assert soft_p_yes(VerifierResult.ok(0.0)) == 0.0
+    assert soft_p_yes(VerifierResult.failed(Status.TIMEOUT, "t")) is None
 
 
 def test_verifier_report_excludes_unjudged_and_compares_verifiers() -> None:

@@ -108,3 +108,36 @@ def test_eval_verifier_report_has_kappa_f1_ece(tmp_path: Path) -> None:
         str(report_dir),
     ]
     assert main(other) == 2  # another verifier's judgments are there: refused, not mixed
+
+
+def test_judge_output_gives_the_same_metrics_as_eval_verifier_judging(tmp_path: Path) -> None:
+    labeled = _input(tmp_path)
+    judged = tmp_path / "judged.jsonl"
+    assert main(["judge", str(labeled), "-o", str(judged), "--verifier", "contains"]) == 0
+    assert main(["judge", str(labeled), "-o", str(tmp_path / "t.jsonl"), "--with-text"]) == 0
+    reports = {}
+    for name, source, extra in [
+        ("direct", labeled, ["--verifier", "contains"]),
+        ("from-judge", judged, []),
+        ("from-judge-text", tmp_path / "t.jsonl", ["--against-verifier", "exact"]),
+    ]:
+        argv = ["eval-verifier", "--input", str(source), "--report", str(tmp_path / name)]
+        assert main(argv + extra) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text())
+    assert not (tmp_path / "from-judge" / "judgments.jsonl").exists()  # nothing judged again
+    direct, from_judge = reports["direct"], reports["from-judge"]
+    for report in (direct, from_judge):
+        report.pop("input")
+    assert from_judge["verifier"] == "contains"
+    assert {k: v for k, v in from_judge.items() if k != "verifier"} == {
+        k: v for k, v in direct.items() if k != "verifier"
+    }
+    assert reports["from-judge-text"]["kappa"] == direct["kappa"]
+    assert reports["from-judge-text"]["against"]["kappa"] is not None
+
+
+def test_against_verifier_on_judgments_without_texts_is_refused(tmp_path: Path) -> None:
+    judged = tmp_path / "judged.jsonl"
+    assert main(["judge", str(_input(tmp_path)), "-o", str(judged)]) == 0
+    argv = ["eval-verifier", "--input", str(judged), "--report", str(tmp_path / "r")]
+    assert main([*argv, "--against-verifier", "exact"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rewardbridge.cli import CLIError
 from rewardbridge.cli.verifier_args import (
@@ -37,19 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import random
     from pathlib import Path
 
     from tqdm import tqdm
 
     from rewardbridge.data.loaders import FieldMap, load_examples, load_sample_examples
-    from rewardbridge.evaluation.audit import (
-        audit_results,
-        build_probes,
-        load_master_keys,
-        probe_items,
-    )
-    from rewardbridge.evaluation.judging import judge_to_file
+    from rewardbridge.evaluation.audit import run_audit, sample_questions
     from rewardbridge.evaluation.reports import write_audit_report
 
     if args.n_questions < 1:
@@ -59,30 +53,31 @@ def _audit(args: argparse.Namespace) -> int:
         if args.questions
         else load_sample_examples()
     )
-    if not examples:
-        raise CLIError("no questions to audit on")
-    unique = list({ex.id: ex for ex in examples}.values())
-    examples = random.Random(args.seed).sample(unique, min(args.n_questions, len(unique)))
-    keys = load_master_keys()
-    items = probe_items(build_probes(keys, variants=not args.no_variants), examples)
-
+    examples = sample_questions(examples, args.n_questions, seed=args.seed)
     name, options = verifier_options(args)
     options = {k: v for k, v in options.items() if k != "api_key"}
+    bars: list[Any] = []
+
+    def progress(total: int) -> Any:
+        bars.append(tqdm(total=total, desc=f"audit ({name})", unit="item"))
+        return bars[-1].update
+
     verifier = verifier_from_args(args)
-    bar = tqdm(total=len(items), desc=f"audit ({name})", unit="item")
     try:
-        results = judge_to_file(
+        audit = run_audit(
             verifier,
-            items,
-            Path(args.report) / "judgments.jsonl",
+            examples,
+            variants=not args.no_variants,
+            threshold=args.threshold,
+            judgments=Path(args.report) / "judgments.jsonl",
             meta={"verifier": name, "options": options, "questions": args.questions},
             batch_size=args.batch_size,
-            progress=bar.update,
+            progress=progress,
         )
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
         verifier.close()
-    audit = audit_results(items, results, keys, threshold=args.threshold)
     audit["verifier"] = " ".join([name, *(f"{k}={v}" for k, v in options.items())])
     paths = write_audit_report(audit, args.report)
     o = audit["overall"]

@@ -4,6 +4,8 @@ be trusted? Agreement with labels and with a second verifier, calibration, cover
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rewardbridge.cli import CLIError
 from rewardbridge.cli.verifier_args import (
@@ -11,6 +13,9 @@ from rewardbridge.cli.verifier_args import (
     verifier_from_args,
     verifier_options,
 )
+
+if TYPE_CHECKING:
+    from rewardbridge.evaluation.verifier_eval import VerifierSpec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,84 +31,73 @@ def register(sub: argparse._SubParsersAction) -> None:
             "judgments are appended to DIR/judgments*.jsonl, so a rerun resumes."
         ),
     )
-    p.add_argument("--input", required=True, help="labeled records (label/is_correct field)")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="labeled records (label/is_correct field), or a `rewardbridge judge` output of "
+        "labeled records (then nothing is judged again and --verifier is not used)",
+    )
     p.add_argument("--report", required=True, help="output folder")
     p.add_argument("--fields", help="source field names, e.g. response=output,label=correct")
     p.add_argument("--limit", type=int, help="use only the first N records")
     p.add_argument("--threshold", type=float, default=0.5, help="YES when score >= this")
     p.add_argument("--bins", type=int, default=10, help="calibration bins (equal width)")
     p.add_argument("--batch-size", type=int, default=32, help="items per verify() call")
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip and count bad lines of a judgments file instead of stopping at the first",
+    )
     add_verifier_arguments(p)
     add_verifier_arguments(p, prefix="against-", default=None)
     p.set_defaults(func=_eval_verifier)
 
 
-def _describe(args: argparse.Namespace, prefix: str = "") -> tuple[str, dict[str, object]]:
+def _spec(args: argparse.Namespace, prefix: str = "") -> VerifierSpec:
+    from rewardbridge.evaluation.verifier_eval import VerifierSpec
+
     name, options = verifier_options(args, prefix=prefix)
-    return name, {k: v for k, v in options.items() if k != "api_key"}
+    return VerifierSpec(
+        name=name,
+        options={k: v for k, v in options.items() if k != "api_key"},
+        build=lambda: verifier_from_args(args, prefix=prefix),
+    )
+
+
+def _progress(description: str, total: int) -> Callable[[int], Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="item")
+
+    def update(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return update
 
 
 def _eval_verifier(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from tqdm import tqdm
-
-    from rewardbridge.data.loaders import FieldMap, load_judge_items
-    from rewardbridge.evaluation.agreement import verifier_report
-    from rewardbridge.evaluation.judging import judge_to_file
-    from rewardbridge.evaluation.reports import write_eval_report
-    from rewardbridge.verifiers.base import VerifierResult
+    from rewardbridge.data.loaders import FieldMap
+    from rewardbridge.evaluation.verifier_eval import evaluate_verifier, headline
 
     if not 0.0 <= args.threshold <= 1.0:
         raise CLIError("--threshold must be in [0, 1]")
-    items = load_judge_items(args.input, fields=FieldMap.parse(args.fields), limit=args.limit)
-    if not items:
-        raise CLIError(f"{args.input}: no records")
-    ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):  # ids key the resumable judgments: make repeats unique
-        from dataclasses import replace
-
-        items = [replace(item, id=f"{i}:{item.id}") for i, item in enumerate(items)]
-    report_dir = Path(args.report)
-
-    def run(prefix: str, filename: str) -> list[VerifierResult]:
-        name, options = _describe(args, prefix)
-        verifier = verifier_from_args(args, prefix=prefix)
-        bar = tqdm(total=len(items), desc=f"judging ({name})", unit="item")
-        try:
-            return judge_to_file(
-                verifier,
-                items,
-                report_dir / filename,
-                meta={"verifier": name, "options": options, "input": str(args.input)},
-                batch_size=args.batch_size,
-                progress=bar.update,
-            )
-        finally:
-            bar.close()
-            verifier.close()
-
-    results = run("", "judgments.jsonl")
-    against = run("against-", "judgments.against.jsonl") if args.against_verifier else None
-    report = verifier_report(
-        items, results, threshold=args.threshold, n_bins=args.bins, against=against
+    outcome = evaluate_verifier(
+        args.input,
+        args.report,
+        _spec(args),
+        against=_spec(args, "against-") if args.against_verifier else None,
+        fields=FieldMap.parse(args.fields),
+        limit=args.limit,
+        threshold=args.threshold,
+        n_bins=args.bins,
+        batch_size=args.batch_size,
+        skip_invalid=args.skip_invalid,
+        progress=_progress,
     )
-    name, options = _describe(args)
-    report["verifier"] = " ".join([name, *(f"{k}={v}" for k, v in options.items())])
-    report["input"] = str(args.input)
-    if against is not None:
-        a_name, a_options = _describe(args, "against-")
-        report["against_verifier"] = " ".join([a_name, *(f"{k}={v}" for k, v in a_options.items())])
-    paths = write_eval_report(report, report_dir)
-    cov = report["coverage"]
-
-    def show(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    print(
-        f"judged {cov['judged']}/{cov['items']}; accuracy {show(report['accuracy'])}, "
-        f"F1 {show(report['f1'])}, kappa {show(report['kappa'])}, ECE {show(report['ece'])}"
-        + (f"; kappa vs second verifier {show(report['against']['kappa'])}" if against else "")
-    )
-    print(f"report: {paths['md']}")
+    if outcome.judged_input:
+        print(f"{args.input}: already judged by {outcome.report['verifier']}; not judged again")
+    print(headline(outcome.report))
+    print(f"report: {outcome.paths['md']}")
     return 0

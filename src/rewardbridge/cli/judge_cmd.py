@@ -6,7 +6,11 @@ import argparse
 import signal
 from types import FrameType
 
-from rewardbridge.cli.verifier_args import add_verifier_arguments, verifier_from_args
+from rewardbridge.cli.verifier_args import (
+    add_verifier_arguments,
+    verifier_from_args,
+    verifier_options,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-invalid",
         action="store_true",
-        help="log and skip bad rows and duplicate ids instead of stopping at the first",
+        help="log and skip bad rows, duplicate ids and bad lines of OUT instead of stopping at "
+        "the first",
+    )
+    p.add_argument(
+        "--with-text",
+        action="store_true",
+        help="also write each record's question, reference and response (what `distill train` "
+        "and `eval-verifier --against-verifier` read)",
     )
     p.add_argument("--limit", type=int, help="consider only the first N input records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,6 +56,8 @@ def _judge(args: argparse.Namespace) -> int:
     from rewardbridge.judging import judge_file
 
     fields = FieldMap.parse(args.fields)
+    name, options = verifier_options(args)
+    meta = {"verifier": name, "options": {k: v for k, v in options.items() if k != "api_key"}}
     verifier = verifier_from_args(args)
     # `kill` stops like Ctrl-C: the summary is written (complete: false) and the rerun resumes.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -58,6 +71,8 @@ def _judge(args: argparse.Namespace) -> int:
             skip_invalid=args.skip_invalid,
             limit=args.limit,
             progress=not args.no_progress,
+            text=args.with_text,
+            meta=meta,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

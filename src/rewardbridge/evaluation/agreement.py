@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rewardbridge.data.example import JudgeItem
+from rewardbridge.judging.records import soft_p_yes
 from rewardbridge.verifiers.base import VerifierResult
 
 
@@ -112,16 +113,6 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
 # --- a verifier's report on labeled items -----------------------------------------------------
 
 
-def soft_score(result: VerifierResult) -> float | None:
-    """The verifier's P(YES) for calibration: p_yes / (p_yes + p_no) when the judge gave both
-    (the normalised soft reward), else its score (a rule verifier's 0/1 or a soft reward)."""
-    if not result.judged:
-        return None
-    if result.p_yes is not None and result.p_no is not None and result.p_yes + result.p_no > 0:
-        return result.p_yes / (result.p_yes + result.p_no)
-    return result.score
-
-
 def predicted_yes(result: VerifierResult, threshold: float = 0.5) -> bool | None:
     """YES when the score reaches ``threshold``; ``None`` when not judged."""
     if not result.judged or result.score is None:
@@ -185,7 +176,7 @@ def verifier_report(
     scored = [
         (bool(label), score)
         for label, r in zip(labels, results, strict=True)
-        if label is not None and (score := soft_score(r)) is not None
+        if label is not None and (score := soft_p_yes(r)) is not None
     ]
     cal_labels = [x[0] for x in scored]
     cal_scores = [x[1] for x in scored]

@@ -18,9 +18,11 @@ timeouts) are counted apart.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import Example, JudgeItem
@@ -132,6 +134,16 @@ def audit_results(
     }
 
 
+def sample_questions(examples: Sequence[Example], n: int, *, seed: int = 0) -> list[Example]:
+    """``n`` distinct questions (by id), drawn with ``seed``; all of them if there are fewer."""
+    if n < 1:
+        raise ValueError(f"the number of questions must be >= 1, got {n}")
+    unique = list({ex.id: ex for ex in examples}.values())
+    if not unique:
+        raise ValueError("no questions to audit on")
+    return random.Random(seed).sample(unique, min(n, len(unique)))
+
+
 def run_audit(
     verifier: Verifier,
     examples: Sequence[Example],
@@ -139,11 +151,26 @@ def run_audit(
     keys: Sequence[MasterKey] | None = None,
     variants: bool = True,
     threshold: float = 0.5,
-    judge: Callable[[Verifier, Sequence[JudgeItem]], list[VerifierResult]] | None = None,
+    judgments: str | Path | None = None,
+    meta: Mapping[str, Any] | None = None,
+    batch_size: int = 32,
+    progress: Callable[[int], Callable[[int], Any]] | None = None,
 ) -> dict[str, Any]:
-    """Probe ``verifier`` with the master keys on ``examples``; ``judge`` (default: one
-    ``verifier.verify`` call) lets a caller judge incrementally."""
+    """Probe ``verifier`` with the master keys on ``examples``. With ``judgments`` (a path),
+    the probes' records go to that resumable store (``judging.judge_items``; ``meta`` must
+    match on a resume); else one ``verifier.verify`` call. ``progress(total)`` -> a callback
+    taking the number of probes just judged."""
     keys = list(keys) if keys is not None else load_master_keys()
     items = probe_items(build_probes(keys, variants=variants), examples)
-    results = judge(verifier, items) if judge else verifier.verify(items)
+    step = progress(len(items)) if progress else None
+    if judgments is None:
+        results = verifier.verify(items)
+        if step:
+            step(len(items))
+    else:
+        from rewardbridge.judging.run import judge_items
+
+        results = judge_items(
+            verifier, items, judgments, meta=meta, batch_size=batch_size, progress=step
+        )
     return audit_results(items, results, keys, threshold=threshold)

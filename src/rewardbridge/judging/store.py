@@ -16,7 +16,7 @@ holding two verifiers' judgments would make any report silent nonsense.
 
 API::
 
-    store = RecordStore(path, skip_invalid=False, meta=None)
+    store = RecordStore(path, skip_invalid=False, meta=None, read_only=False)
     store.records()        # iterate the valid records (first per id), streaming
     store.done_ids()       # set of ids already written
     store.done_results()   # {id: VerifierResult}
@@ -105,17 +105,24 @@ class RecordStore:
         *,
         skip_invalid: bool = False,
         meta: Mapping[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.skip_invalid = skip_invalid
+        self.read_only = read_only
+        """Only read (another command's output as input): a torn last line is ignored, not cut."""
         self.skipped = 0
         """Bad lines skipped by the last full read (``skip_invalid=True``)."""
+        self._fh: IO[str] | None = None
+        if read_only:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no such file: {self.path}")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if meta is not None:
             self._check_meta(meta)
         repair_tail(self.path)
         self.path.touch()  # an opened store exists, even before its first record
-        self._fh: IO[str] | None = None
 
     def _check_meta(self, meta: Mapping[str, Any]) -> None:
         wanted = json.loads(json.dumps(meta, default=str))
@@ -137,14 +144,20 @@ class RecordStore:
         if not self.path.exists():
             return
         seen: set[str] = set()
+        size = self.path.stat().st_size
+        offset = 0
         with self.path.open("rb") as fh:
             for lineno, line in enumerate(fh, start=1):
+                offset += len(line)
                 if not line.strip():
                     continue
                 try:
                     record = _parse(line)
                 except ValueError as exc:
                     where = f"{self.path}:{lineno}"
+                    if self.read_only and offset >= size:
+                        log.warning("%s: ignoring a torn last line (%s)", where, exc)
+                        return
                     if not self.skip_invalid:
                         raise DataError(
                             f"{where}: not a record ({exc}); fix or move the file "
@@ -173,6 +186,8 @@ class RecordStore:
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Write one batch, flush and fsync; returns the number of records written."""
+        if self.read_only:
+            raise RuntimeError(f"RecordStore({self.path}) is read-only")
         lines = [json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records]
         if not lines:
             return 0

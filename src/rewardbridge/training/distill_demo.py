@@ -311,8 +311,8 @@ def run_demo(
         load_master_keys,
         probe_items,
     )
-    from rewardbridge.evaluation.judging import judge_to_file
     from rewardbridge.evaluation.reports import write_audit_report, write_eval_report
+    from rewardbridge.judging import judge_items as judge_to_file
     from rewardbridge.models import resolve_model
     from rewardbridge.verifiers.generative import GenerativeVerifier
 
