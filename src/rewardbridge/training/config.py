@@ -2,7 +2,8 @@
 ``RunConfig``, parsed from a YAML recipe plus dotted overrides (``--algorithm.beta 0.0``).
 
 Every field's comment is its documentation; an invalid value fails at start with the field's
-dotted name and what to change. ``to_grpo_kwargs`` maps the run onto TRL's ``GRPOConfig``.
+dotted name and what to change. ``training.rl.grpo_arguments`` maps the run onto TRL's
+``GRPOConfig``.
 Paper defaults (PAPER.md §6): REINFORCE/RLOO/REINFORCE++, beta 0.01, temperature 1.0, clip 0.2,
 4 samples per prompt, the paper's policy system prompt.
 """
@@ -346,12 +347,3 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
             raise ConfigError(f"config {p}: must be a YAML mapping of sections")
         raw = loaded
     return config_from_dict(apply_overrides(raw, overrides))
-
-
-def with_changes(config: RunConfig, **sections: Mapping[str, Any]) -> RunConfig:
-    """A copy with some section fields replaced, validated again."""
-    updated = {
-        name: dataclasses.replace(getattr(config, name), **changes)
-        for name, changes in sections.items()
-    }
-    return dataclasses.replace(config, **updated).validate()

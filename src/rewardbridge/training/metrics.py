@@ -26,6 +26,8 @@ LOGGED_KEYS: dict[str, str] = {
     "time_generation_s": "rb/time_generation_s",
     "time_verification_s": "rb/time_verification_s",
     "time_step_s": "step_time",
+    "canary_fpr": "rb/canary_fpr",  # live master-key probes judged YES / judged (canaries)
+    "canary_probes": "rb/canary_probes",
 }
 
 
@@ -56,6 +58,7 @@ def console_line(row: Mapping[str, Any], max_steps: int | None = None) -> str:
         f"std0 {f('frac_groups_std0', '.2f')} unjudged {f('unjudged', '.0f')} kl {f('kl', '.4f')} "
         f"len {f('response_length', '.1f')} | gen {f('time_generation_s', '.1f')}s "
         f"verify {f('time_verification_s', '.1f')}s update {f('time_update_s', '.1f')}s"
+        + (f" | canary fpr {f('canary_fpr', '.2f')}" if "canary_probes" in row else "")
     )
 
 

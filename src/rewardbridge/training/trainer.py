@@ -1,0 +1,206 @@
+"""``RewardBridgeGRPOTrainer``: TRL's ``GRPOTrainer`` with our advantages (imports TRL).
+
+Overrides ``_calculate_rewards`` (to keep the gathered rewards per function and time the
+verifier) and ``_generate_and_score_completions`` (to replace TRL's advantages by
+``rewardbridge.rewards.compute_advantages`` with our estimator, Eq. 5 normalisation and
+optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both methods and
+the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch.
+
+Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
+TRL's ``nansum``. The callbacks here write ``metrics.jsonl`` and stop a run whose live canaries
+(``rewardbridge.judging.canaries``) crossed their threshold with ``on_exceed: stop``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from accelerate.utils import gather, is_peft_model
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+from trl.trainer.utils import use_adapter
+
+from rewardbridge.rewards.advantages import compute_advantages, get_estimator
+from rewardbridge.rewards.kl import sequence_kl
+from rewardbridge.rewards.normalize import zscore
+from rewardbridge.training.config import RunConfig
+from rewardbridge.training.metrics import console_line, metrics_row
+from rewardbridge.training.reward_fn import combine_rewards
+
+if TYPE_CHECKING:
+    from rewardbridge.judging.canaries import CanaryMonitor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdvantageSettings:
+    """What our hook computes in place of TRL's advantages."""
+
+    estimator: str = "rloo"
+    normalize: str | None = None
+    beta: float = 0.0  # KL in the reward (Eq. 6); 0 when the KL is in TRL's loss
+    kl_estimator: str = "k1"
+    token_weighted_whitening: bool = False
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> AdvantageSettings:
+        algo = config.algorithm
+        return cls(
+            estimator=algo.estimator,
+            normalize=algo.normalize,
+            beta=algo.beta if algo.kl_in == "reward" else 0.0,
+            kl_estimator=algo.kl_estimator,
+            token_weighted_whitening=algo.token_weighted_whitening,
+        )
+
+
+class RewardBridgeGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose advantages come from ``rewardbridge.rewards.compute_advantages``."""
+
+    def __init__(self, *args: Any, advantage: AdvantageSettings, **kwargs: Any) -> None:
+        get_estimator(advantage.estimator)  # fail early on a bad name
+        self.advantage_settings = advantage
+        self._gathered_rewards: torch.Tensor | None = None
+        self._verify_seconds = 0.0
+        super().__init__(*args, **kwargs)
+        self._kl_ref_model = None
+        if advantage.beta > 0 and not is_peft_model(self.model):
+            # Eq. 6 needs pi_ref = the initial policy (with LoRA: the adapter disabled).
+            self._kl_ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model))
+            self._kl_ref_model.eval().requires_grad_(False)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        start = time.perf_counter()
+        rewards_per_func = super()._calculate_rewards(
+            inputs, prompts, completions, completion_ids_list
+        )
+        self._verify_seconds = time.perf_counter() - start
+        self._gathered_rewards = rewards_per_func
+        return rewards_per_func
+
+    def _sequence_kl(self, batch: dict[str, Any]) -> torch.Tensor:
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        keep = batch["completion_ids"].size(1)
+        size = self.args.per_device_train_batch_size
+        with torch.no_grad():
+            logp, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, ids, mask, keep, batch_size=size
+            )
+            if self._kl_ref_model is not None:
+                ref, _, _ = self._get_per_token_logps_and_entropies(
+                    self._kl_ref_model, ids, mask, keep, batch_size=size
+                )
+            else:
+                with use_adapter(self.accelerator.unwrap_model(self.model), adapter_name=None):
+                    ref, _, _ = self._get_per_token_logps_and_entropies(
+                        self.model, ids, mask, keep, batch_size=size
+                    )
+        return sequence_kl(
+            logp, ref, batch["completion_mask"], self.advantage_settings.kl_estimator
+        )
+
+    def _generate_and_score_completions(self, inputs):
+        start = time.perf_counter()
+        batch = super()._generate_and_score_completions(inputs)
+        mode = "train" if getattr(self.model, "training", True) else "eval"
+        n_eval = self.num_generations_eval
+        group = self.num_generations if mode == "train" or not n_eval else n_eval
+        assert group is not None
+        assert self._gathered_rewards is not None
+        rewards = combine_rewards(self._gathered_rewards, self.reward_weights)
+        settings = self.advantage_settings
+        kl = gather(self._sequence_kl(batch)) if settings.beta > 0 else None
+        counts = None
+        if settings.token_weighted_whitening:
+            counts = gather(batch["completion_mask"].sum(dim=1))
+        advantages = compute_advantages(
+            rewards,
+            group,
+            settings.estimator,
+            normalize=settings.normalize,
+            kl=kl,
+            beta=settings.beta,
+            token_counts=counts,
+        )
+        local = slice(
+            self.accelerator.process_index * len(inputs),
+            (self.accelerator.process_index + 1) * len(inputs),
+        )
+        batch["advantages"] = advantages[local].to(batch["advantages"].dtype)
+        self._log_reward_metrics(mode, rewards, advantages, group, kl)
+        rollout = time.perf_counter() - start
+        self._metrics[mode]["rb/time_verification_s"].append(self._verify_seconds)
+        self._metrics[mode]["rb/time_generation_s"].append(rollout - self._verify_seconds)
+        return batch
+
+    def _log_reward_metrics(
+        self,
+        mode: str,
+        rewards: torch.Tensor,
+        advantages: torch.Tensor,
+        group: int,
+        kl: torch.Tensor | None,
+    ) -> None:
+        judged = rewards[~torch.isnan(rewards)]
+        rewards_BG = rewards.view(-1, group).double()
+        scope = (
+            self.advantage_settings.normalize
+            or get_estimator(self.advantage_settings.estimator).default_normalize
+        )
+        normed = zscore(rewards_BG, scope)
+        normed = normed[~torch.isnan(normed)]
+        judged_BG = ~torch.isnan(rewards_BG)
+        spread = [
+            row[ok].max() - row[ok].min() if ok.sum() > 1 else torch.tensor(0.0)
+            for row, ok in zip(rewards_BG, judged_BG, strict=True)
+        ]
+        m = self._metrics[mode]
+        nan = float("nan")
+        m["rb/reward_mean"].append(judged.mean().item() if judged.numel() else nan)
+        m["rb/reward_std"].append(judged.std().item() if judged.numel() > 1 else nan)
+        m["rb/reward_norm_mean"].append(normed.mean().item() if normed.numel() else nan)
+        m["rb/reward_norm_std"].append(normed.std().item() if normed.numel() > 1 else nan)
+        m["rb/frac_groups_std0"].append(sum(float(s.item() < 1e-8) for s in spread) / len(spread))
+        m["rb/unjudged"].append(float(torch.isnan(rewards).sum().item()))
+        m["rb/advantage_abs_mean"].append(advantages.abs().mean().item())
+        if kl is not None:
+            m["rb/kl_reward"].append(kl.float().mean().item())
+
+
+class MetricsCallback(TrainerCallback):
+    """Appends one row per logged step to metrics.jsonl and prints a one-line summary."""
+
+    def __init__(self, metrics_path: Path, max_steps: int) -> None:
+        self.metrics_path = metrics_path
+        self.max_steps = max_steps
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        row = metrics_row(state.global_step, logs)
+        if row is None:
+            return
+        with self.metrics_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        log.info(console_line(row, self.max_steps))
+
+
+class CanaryStopCallback(TrainerCallback):
+    """Ends training after the step whose canary FPR crossed ``max_fpr`` (``on_exceed: stop``);
+    the final model is still saved, ``train`` reports the stop."""
+
+    def __init__(self, monitor: CanaryMonitor) -> None:
+        self.monitor = monitor
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.monitor.should_stop:
+            control.should_training_stop = True
