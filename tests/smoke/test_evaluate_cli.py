@@ -26,7 +26,7 @@ def test_evaluate_writes_rows_summary_and_resumes(real_model_dir: Path, tmp_path
     assert main(args) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["q1", "q2"]
-    assert all(r["response"] and r["verifier"]["status"] for r in rows)
+    assert all(r["response"] and r["status"] and r["verifier"] == "exact" for r in rows)
     summary = json.loads((report / "summary.json").read_text())
     assert summary["domains"]["all"]["n"] == 2
     assert set(summary["domains"]) == {"all", "math", "chemistry"}

@@ -57,6 +57,11 @@ def test_report_counts_unjudged_apart() -> None:
     assert d["law"]["accuracy"] == 1.0 and d["law"]["unjudged"] == 1
     assert d["math"]["accuracy"] == 0.5
     assert "| law | 2 | 1 | 1 | 100.0 |" in report.to_markdown()
+    # one judged-item record per response: the judge's reward (null when not judged) and the
+    # rule check's beside it
+    assert [r["reward"] for r in rows] == [1.0, 0.0, None, 1.0]
+    assert rows[2]["status"] == "backend_error" and rows[2]["rule_reward"] == 0.0
+    assert rows[0]["final_step"] == "a" and rows[0]["verifier"] == "fake"
 
 
 def test_evaluate_writes_rows_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:

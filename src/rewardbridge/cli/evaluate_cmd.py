@@ -42,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         default=None,
-        help="per-sample rows (JSONL), written as they come; a rerun resumes",
+        help="per-sample judged-item records (JSONL), written as they come; a rerun resumes",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip and count bad lines of --output instead of stopping at the first",
     )
     p.add_argument(
         "--report", type=Path, default=None, help="folder for summary.json and summary.md"
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             temperature=args.temperature,
             output=args.output,
+            skip_invalid=args.skip_invalid,
             progress=True,
         )
     finally:

@@ -6,19 +6,25 @@ A response is correct when the verifier judged it with score >= 0.5 (YES for a b
 Unjudged responses (empty, backend error, no judgment token) are counted apart and are not
 in the accuracy's denominator; ``accuracy_all`` counts them as wrong, for comparison.
 
-Rows are appended to a JSONL file as they are judged; a rerun skips the ids already there.
+Each judged response is one judged-item record (``judging/records.py``: the verifier's
+reward and status, the texts, ``final_step``, and the rule check's ``rule_reward`` and
+``rule_status``), appended batch by batch to the one resumable store (``judging/store.py``);
+a rerun skips the ids already there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import Example, JudgeItem
-from rewardbridge.verifiers.base import Verifier, VerifierResult
+from rewardbridge.judging.records import result_record
+from rewardbridge.judging.run import verifier_name, verify_batch
+from rewardbridge.judging.store import RecordStore
+from rewardbridge.verifiers.base import Verifier
 from rewardbridge.verifiers.text import final_step
 
 ALL = "all"
@@ -63,17 +69,19 @@ class PolicyReport:
     rule_verifier: str
     domains: dict[str, DomainStats] = field(default_factory=dict)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Count one record (``judge_rows``)."""
+        reward, rule_reward = row["reward"], row.get("rule_reward")
         for name in (ALL, row.get("domain") or "unknown"):
             stats = self.domains.setdefault(name, DomainStats())
             stats.n += 1
-            if row["verifier"]["score"] is not None:
+            if reward is not None:
                 stats.judged += 1
-                stats.score_sum += row["verifier"]["score"]
-                stats.correct += int(row["verifier"]["score"] >= 0.5)
-            if row["rule"]["score"] is not None:
+                stats.score_sum += reward
+                stats.correct += int(reward >= 0.5)
+            if rule_reward is not None:
                 stats.rule_judged += 1
-                stats.rule_correct += int(row["rule"]["score"] >= 0.5)
+                stats.rule_correct += int(rule_reward >= 0.5)
 
     @property
     def overall(self) -> DomainStats:
@@ -105,55 +113,36 @@ class PolicyReport:
         return "\n".join(lines) + "\n"
 
 
-def _result_row(result: VerifierResult) -> dict[str, Any]:
-    return {
-        "status": result.status.value,
-        "score": result.score,
-        "judgment": result.judgment,
-        "reason": result.reason,
-    }
-
-
 def judge_rows(
     examples: Sequence[Example],
     responses: Sequence[str],
     verifier: Verifier,
     rule: Verifier,
 ) -> list[dict[str, Any]]:
-    """Judge one response per example with the verifier and the rule check -> result rows."""
+    """Judge one response per example with the verifier and the rule check -> one record each
+    (the verifier's result, with the texts, ``final_step`` and the rule's verdict beside it)."""
     items = [
         JudgeItem(
             id=ex.id, question=ex.question, reference=ex.reference, response=resp, domain=ex.domain
         )
         for ex, resp in zip(examples, responses, strict=True)
     ]
-    judged = verifier.verify(items)
-    ruled = rule.verify(items)
+    judged = verify_batch(verifier, items)
+    ruled = verify_batch(rule, items)
     return [
-        {
-            "id": ex.id,
-            "domain": ex.domain,
-            "question": ex.question,
-            "reference": ex.reference,
-            "response": resp,
-            "final_step": final_step(resp),
-            "verifier": _result_row(v),
-            "rule": _result_row(r),
-        }
-        for ex, resp, v, r in zip(examples, responses, judged, ruled, strict=True)
+        result_record(
+            item,
+            v,
+            verifier_name(verifier),
+            text=True,
+            extra={
+                "final_step": final_step(item.response),
+                "rule_reward": r.score,
+                "rule_status": r.status.value,
+            },
+        )
+        for item, v, r in zip(items, judged, ruled, strict=True)
     ]
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows already written (a torn last line from a crash is ignored)."""
-    rows: list[dict[str, Any]] = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
 
 
 def evaluate_policy(
@@ -167,24 +156,30 @@ def evaluate_policy(
     temperature: float = 0.0,
     system_prompt: str | None = None,
     output: str | Path | None = None,
+    skip_invalid: bool = False,
     progress: bool = False,
 ) -> PolicyReport:
     """Generate one response per example, judge it, and return per-domain accuracy.
 
     ``policy``: a model spec or a (model, tokenizer) pair (see ``generate_responses``).
-    ``output``: a JSONL file of per-sample rows, appended batch by batch; ids already in it are
-    not generated again (resume) and count in the report.
+    ``output``: the record store of the judged responses, appended batch by batch; ids already
+    in it are not generated again (resume) and count in the report; it must have been written
+    with the same verifier and rule (``skip_invalid``: skip and count its bad lines).
     """
     from rewardbridge.policy.generation import generate_responses, load_policy
     from rewardbridge.verifiers.registry import build_verifier
 
     rule = build_verifier(rule_verifier) if isinstance(rule_verifier, str) else rule_verifier
     report = PolicyReport(verifier=verifier.name, rule_verifier=rule.name)
-    out_path = Path(output) if output is not None else None
+    store = None
     done: set[str] = set()
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        for row in read_rows(out_path):
+    if output is not None:
+        store = RecordStore(
+            output,
+            skip_invalid=skip_invalid,
+            meta={"verifier": report.verifier, "rule_verifier": report.rule_verifier},
+        )
+        for row in store.records():
             done.add(row["id"])
             report.add(row)
     todo = [ex for ex in examples if ex.id not in done]
@@ -192,33 +187,30 @@ def evaluate_policy(
         return report
     pair = load_policy(policy)
     bar = _progress_bar(len(todo)) if progress else None
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        responses = generate_responses(
-            pair,
-            batch,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            batch_size=batch_size,
-            system_prompt=system_prompt,
-        )
-        rows = judge_rows(batch, [r[0] for r in responses], verifier, rule)
-        for row in rows:
-            report.add(row)
-        if out_path is not None:
-            _append(out_path, rows)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            responses = generate_responses(
+                pair,
+                batch,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                batch_size=batch_size,
+                system_prompt=system_prompt,
+            )
+            rows = judge_rows(batch, [r[0] for r in responses], verifier, rule)
+            if store is not None:
+                store.append(rows)
+            for row in rows:
+                report.add(row)
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
         if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
+            bar.close()
+        if store is not None:
+            store.close()
     return report
-
-
-def _append(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    with path.open("a") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
 
 
 def _progress_bar(total: int) -> Any:
@@ -243,6 +235,5 @@ __all__ = [
     "PolicyReport",
     "evaluate_policy",
     "judge_rows",
-    "read_rows",
     "write_report",
 ]
