@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.data.loaders import DataError
 from rewardbridge.training.distill import (
     DistillRecord,
     DistillTrainConfig,
@@ -88,7 +89,7 @@ def test_collect_with_gold_labels(tmp_path: Path) -> None:
         JudgeItem(id="b", question="q", reference="r", response="z", label=None),
     ]
     stats = collect(items, "labels", tmp_path / "o.jsonl")
-    assert stats.unjudged == {"no_label": 1}
+    assert stats.unjudged == {"invalid_input": 1}  # no gold label: not judged
     records = read_records(tmp_path / "o.jsonl")
     assert [(r.id, r.judgment, r.teacher_p_yes) for r in records] == [
         ("a", "YES", 1.0),
@@ -96,6 +97,41 @@ def test_collect_with_gold_labels(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="teacher"):
         collect(items, "gpt", tmp_path / "p.jsonl")
+
+
+def test_collect_output_is_judged_item_records(tmp_path: Path) -> None:
+    out = tmp_path / "teacher.jsonl"
+    collect(_rollouts()[:2], CountingTeacher(), out)
+    first = json.loads(out.read_text().splitlines()[0])
+    assert (first["reward"], first["status"], first["verifier"]) == (1.0, "judged", "counting")
+    assert first["response"] == "work\nThe answer is 1" and first["final_step"] == "The answer is 1"
+    with pytest.raises(ValueError, match="written with"):  # another teacher: refused
+        collect(_rollouts()[:2], "labels", out)
+
+
+def test_train_reads_a_judge_output_with_texts(tmp_path: Path) -> None:
+    from rewardbridge.cli import main
+
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "question": "2+2?", "reference": "4", "response": "so\nit is 4"},
+        {"id": "b", "question": "2+3?", "reference": "5", "response": "it is 6"},
+        {"id": "c", "question": "2+5?", "reference": "7", "response": " "},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    judged = tmp_path / "judged.jsonl"
+    assert main(["judge", str(src), "-o", str(judged), "--with-text", "--no-progress"]) == 0
+    skipped: dict[str, int] = {}
+    records = read_records(judged, skipped=skipped)
+    assert [(r.id, r.judgment, r.final_step) for r in records] == [
+        ("a", "YES", "it is 4"),
+        ("b", "NO", "it is 6"),
+    ]
+    assert skipped == {"empty_response": 1}
+    bare = tmp_path / "bare.jsonl"
+    assert main(["judge", str(src), "-o", str(bare), "--no-progress"]) == 0
+    with pytest.raises(DataError, match=r"bare\.jsonl \(id 'a'\): field 'question' missing"):
+        read_records(bare)
 
 
 def _records(n: int) -> list[DistillRecord]:
@@ -215,8 +251,8 @@ def test_collect_from_a_policy_samples_only_what_is_missing(
     items = sample_items(
         str(tiny_model_dir), examples, n=2, skip_ids=done_ids(out), max_new_tokens=4
     )
-    stats = collect(items, "labels", out)
+    stats = collect(items, CountingTeacher(), out)  # one teacher per file
     assert sampled == ["p1"]  # p0 is not sampled again
     assert stats.already_done == 2
-    assert stats.unjudged == {"no_label": 2}  # sampled responses have no gold label
+    assert stats.written + stats.unjudged_total == 2  # p1's two sampled responses
     assert prompt_ids_path(out).read_text().split() == ["p0", "p1"]

@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="'labels': the dataset's gold labels are the teacher (default: the teacher verifier)",
     )
     c.add_argument("-o", "--output", required=True, help="JSONL records (appended; resumed)")
+    c.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip and count bad lines of --output instead of stopping at the first",
+    )
     add_verifier_arguments(c, prefix="teacher-", default="generative")
     c.set_defaults(func=_collect)
 
@@ -58,7 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "token only. Saves a plain Hugging Face folder that --model DIR loads."
         ),
     )
-    t.add_argument("--data", required=True, help="records written by 'distill collect'")
+    t.add_argument(
+        "--data",
+        required=True,
+        help="judged records with texts: 'distill collect', 'judge --with-text', or recorded "
+        "during training",
+    )
     t.add_argument("--eval-data", help="records for a held-out loss at the end")
     t.add_argument("--base-model", default=None, help="student to start from (default: embedded)")
     t.add_argument("--output-dir", required=True, help="where the trained verifier goes")
@@ -72,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=int, default=-1, help="stop after N steps (-1: epochs)")
     t.add_argument("--balance", action="store_true", help="down-sample the majority judgment")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines of --data")
     t.set_defaults(func=_train)
 
     d = steps.add_parser(
@@ -147,7 +158,12 @@ def _collect(args: argparse.Namespace) -> int:
     bar = _progress_bar(total, "collect")
     try:
         stats = collect(
-            items, teacher, args.output, batch_size=args.batch_size, progress=bar.update
+            items,
+            teacher,
+            args.output,
+            batch_size=args.batch_size,
+            skip_invalid=args.skip_invalid,
+            progress=bar.update,
         )
     finally:
         bar.close()
@@ -178,8 +194,13 @@ def _train(args: argparse.Namespace) -> int:
         balance=args.balance,
         seed=args.seed,
     )
-    records = read_records(args.data)
-    eval_records = read_records(args.eval_data) if args.eval_data else None
+    unjudged: dict[str, int] = {}
+    records = read_records(args.data, skip_invalid=args.skip_invalid, skipped=unjudged)
+    eval_records = (
+        read_records(args.eval_data, skip_invalid=args.skip_invalid) if args.eval_data else None
+    )
+    if unjudged:
+        print(f"left out {sum(unjudged.values())} records the teacher did not judge: {unjudged}")
     summary = train_verifier(
         records, args.base_model, args.output_dir, config, eval_records=eval_records
     )

@@ -2,9 +2,15 @@
 
 ``collect``: for prompts (questions with references), take n responses each (sampled from a
 policy, or read from a rollouts file), judge every (question, reference, response) with a
-teacher verifier (any backend; or the dataset's gold labels), and append one
-``DistillRecord`` per judged response to a JSONL file. Reruns skip the ids already written.
-Items the teacher did not judge are skipped and counted, never recorded as NO.
+teacher verifier (any backend; or the dataset's gold labels), and append one judged-item
+record (``judging/records.py``, with the texts and ``final_step``) per judged response to the
+one resumable store (``judging/store.py``). Reruns skip the ids already written. Items the
+teacher did not judge are skipped and counted (and judged again on a rerun), never recorded
+as NO.
+
+``read_records``: the training view (``DistillRecord``) of any file of judged-item records
+that holds the texts: a ``collect`` output, ``rewardbridge judge --with-text`` output, or the
+judgments recorded during RL (``judging/recorder.py``).
 
 Departures from the paper: the paper samples responses from an RLOO run of the improving policy
 (realistic noise); ``collect`` samples a fixed policy or reads rollouts you saved from any run.
@@ -13,15 +19,23 @@ Departures from the paper: the paper samples responses from an RLOO run of the i
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import Example, JudgeItem
-from rewardbridge.verifiers.base import Verifier
+from rewardbridge.data.loaders import DataError
+from rewardbridge.judging.records import (
+    item_from_record,
+    result_from_record,
+    result_record,
+    soft_p_yes,
+)
+from rewardbridge.judging.run import verifier_name, verify_batch
+from rewardbridge.judging.store import RecordStore
+from rewardbridge.verifiers.base import BaseVerifier, Status, Verifier, VerifierResult
 from rewardbridge.verifiers.text import final_step
 
 log = logging.getLogger(__name__)
@@ -96,39 +110,74 @@ def rollout_items(
     ]
 
 
-def read_records(path: str | Path) -> list[DistillRecord]:
-    """The records of a collect output; a bad line raises ``DataError`` naming it."""
-    from rewardbridge.data.loaders import DataError
+class LabelsTeacher(BaseVerifier):
+    """The dataset's gold label as the teacher: YES (1.0) / NO (0.0); no label: not judged."""
 
+    name = LABELS_TEACHER
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        return [
+            VerifierResult.failed(Status.INVALID_INPUT, "no gold label")
+            if item.label is None
+            else VerifierResult.ok(float(item.label), judgment="YES" if item.label else "NO")
+            for item in items
+        ]
+
+
+def _judgment(record: Mapping[str, Any], result: VerifierResult) -> str:
+    judgment = str(record.get("judgment") or "").upper()
+    if judgment in ("YES", "NO"):
+        return judgment
+    assert result.score is not None
+    return "YES" if result.score >= 0.5 else "NO"
+
+
+def read_records(
+    path: str | Path, *, skip_invalid: bool = False, skipped: dict[str, int] | None = None
+) -> list[DistillRecord]:
+    """The judged records of ``path`` as training examples; records not judged are left out
+    (counted by status in ``skipped``); a record without the texts is a ``DataError`` naming
+    it and the field."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                out.append(DistillRecord(**raw))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise DataError(f"{path}:{lineno}: not a distillation record ({exc})") from None
-            if raw["judgment"] not in ("YES", "NO"):
-                raise DataError(f"{path}:{lineno}: field 'judgment' must be YES or NO")
+    for raw in RecordStore(path, skip_invalid=skip_invalid, read_only=True).records():
+        where = f"{path} (id {raw['id']!r})"
+        result = result_from_record(raw, where)
+        if not result.judged:
+            if skipped is not None:
+                skipped[result.status.value] = skipped.get(result.status.value, 0) + 1
+            continue
+        step = raw.get("final_step")
+        if step is None and isinstance(raw.get("response"), str):
+            step = final_step(raw["response"])
+        for name, value in (("question", raw.get("question")), ("reference", raw.get("reference")),
+                            ("final_step", step)):  # fmt: skip
+            if not isinstance(value, str):
+                raise DataError(
+                    f"{where}: field {name!r} missing: distillation needs the texts "
+                    "(`rewardbridge judge --with-text` writes them)"
+                )
+        item = item_from_record(raw)
+        out.append(
+            DistillRecord(
+                id=item.id,
+                prompt_id=str(raw.get("prompt_id") or item.id),
+                question=str(raw["question"]),
+                reference=str(raw["reference"]),
+                final_step=str(step),
+                judgment=_judgment(raw, result),
+                teacher_p_yes=soft_p_yes(result),
+                label=item.label,
+                domain=item.domain,
+            )
+        )
     return out
 
 
 def done_ids(path: str | Path) -> set[str]:
-    """Ids already written to a collect output (a torn last line is ignored)."""
-    path = Path(path)
-    if not path.exists():
+    """Ids already written to a collect output."""
+    if not Path(path).exists():
         return set()
-    done = set()
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    done.add(json.loads(line)["id"])
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a torn last line from an interrupted run: judged again
-    return done
+    return RecordStore(path, read_only=True).done_ids()
 
 
 def _batched(items: Iterable[JudgeItem], size: int) -> Iterator[list[JudgeItem]]:
@@ -142,54 +191,27 @@ def _batched(items: Iterable[JudgeItem], size: int) -> Iterator[list[JudgeItem]]
         yield batch
 
 
-def _judge_with_labels(items: Sequence[JudgeItem]) -> list[tuple[str, float] | str]:
-    out: list[tuple[str, float] | str] = []
-    for item in items:
-        if item.label is None:
-            out.append("no_label")
-        elif not item.response.strip():
-            out.append("empty_response")
-        else:
-            out.append(("YES", 1.0) if item.label else ("NO", 0.0))
-    return out
-
-
-def _judge_with_verifier(
-    verifier: Verifier, items: Sequence[JudgeItem]
-) -> list[tuple[str, float] | str]:
-    """(judgment, P(YES)) per judged item, else the status; P(YES) is the teacher's normalised
-    p_yes / (p_yes + p_no) where it reports both, else its score."""
-    from rewardbridge.evaluation.agreement import soft_score
-
-    out: list[tuple[str, float] | str] = []
-    for result in verifier.verify(items):
-        p_yes = soft_score(result)
-        if result.score is None or p_yes is None:
-            out.append(result.status.value)
-            continue
-        judgment = result.judgment or ("YES" if result.score >= 0.5 else "NO")
-        out.append((judgment.upper(), float(p_yes)))
-    return out
-
-
 def collect(
     items: Iterable[JudgeItem],
     teacher: Verifier | str,
     output: str | Path,
     *,
     batch_size: int = 32,
+    skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> CollectStats:
-    """Judge ``items`` with ``teacher`` (a verifier, or ``"labels"``) and append records to
-    ``output``; ids already there are skipped (a repeated input id is made unique by its
-    occurrence, ``<id>~<k>``). Writes ``OUT.prompt_ids.txt`` at the end."""
+    """Judge ``items`` with ``teacher`` (a verifier, or ``"labels"``) and append the judged
+    records to ``output``; ids already there are skipped (a repeated input id is made unique
+    by its occurrence, ``<id>~<k>``). Writes ``OUT.prompt_ids.txt`` at the end."""
+    if isinstance(teacher, str):
+        if teacher != LABELS_TEACHER:
+            raise ValueError(f"teacher must be a verifier or {LABELS_TEACHER!r}, got {teacher!r}")
+        teacher = LabelsTeacher()
+    name = verifier_name(teacher)
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_ids(out)
+    store = RecordStore(out, skip_invalid=skip_invalid, meta={"teacher": name})
+    done = store.done_ids()
     stats = CollectStats()
-    if teacher != LABELS_TEACHER and isinstance(teacher, str):
-        raise ValueError(f"teacher must be a verifier or {LABELS_TEACHER!r}, got {teacher!r}")
-
     seen: dict[str, int] = {}
 
     def pending() -> Iterator[JudgeItem]:
@@ -206,32 +228,17 @@ def collect(
                 continue
             yield item
 
-    with open(out, "a", encoding="utf-8") as fh:
+    with store:
         for batch in _batched(pending(), batch_size):
-            verdicts = (
-                _judge_with_labels(batch)
-                if isinstance(teacher, str)
-                else _judge_with_verifier(teacher, batch)
-            )
-            for item, verdict in zip(batch, verdicts, strict=True):
-                if isinstance(verdict, str):
-                    stats.unjudged[verdict] = stats.unjudged.get(verdict, 0) + 1
+            records = []
+            for item, result in zip(batch, verify_batch(teacher, batch), strict=True):
+                if not result.judged:
+                    status = result.status.value
+                    stats.unjudged[status] = stats.unjudged.get(status, 0) + 1
                     continue
-                judgment, p_yes = verdict
-                record = DistillRecord(
-                    id=item.id,
-                    prompt_id=prompt_id_of(item),
-                    question=item.question,
-                    reference=item.reference,
-                    final_step=final_step(item.response),
-                    judgment=judgment,
-                    teacher_p_yes=p_yes,
-                    label=item.label,
-                    domain=item.domain,
-                )
-                fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-                stats.written += 1
-            fh.flush()
+                extra = {"prompt_id": prompt_id_of(item), "final_step": final_step(item.response)}
+                records.append(result_record(item, result, name, text=True, extra=extra))
+            stats.written += store.append(records)
             if progress:
                 progress(len(batch))
     ids_file = prompt_ids_path(out)
