@@ -145,3 +145,15 @@ def test_append_is_per_batch_and_counted(tmp_path: Path) -> None:
         assert store.append([{"id": "a"}, {"id": "b"}]) == 2
         assert store.append([{"id": "a"}]) == 1  # the store keeps the first per id
     assert [r["id"] for r in RecordStore(tmp_path / "s.jsonl").records()] == ["a", "b"]
+
+
+def test_speed_options_do_not_block_a_resume(tmp_path: Path) -> None:
+    from rewardbridge.judging.run import judgment_meta
+
+    path = tmp_path / "out.jsonl"
+    judge_items(Echo(), ITEMS[:2], path, meta=judgment_meta("g", {"model": "m", "batch_size": 8}))
+    resumed = Echo()
+    judge_items(resumed, ITEMS[:3], path, meta=judgment_meta("g", {"model": "m", "device": "cpu"}))
+    assert resumed.seen == ["i2"]
+    with pytest.raises(StoreMismatch):
+        judge_items(Echo(), ITEMS[:3], path, meta=judgment_meta("g", {"model": "other"}))

@@ -45,6 +45,7 @@ def _audit(args: argparse.Namespace) -> int:
     from rewardbridge.data.loaders import FieldMap, load_examples, load_sample_examples
     from rewardbridge.evaluation.audit import run_audit, sample_questions
     from rewardbridge.evaluation.reports import write_audit_report
+    from rewardbridge.judging.run import judgment_meta
 
     if args.n_questions < 1:
         raise CLIError("--n-questions must be >= 1")
@@ -70,7 +71,7 @@ def _audit(args: argparse.Namespace) -> int:
             variants=not args.no_variants,
             threshold=args.threshold,
             judgments=Path(args.report) / "judgments.jsonl",
-            meta={"verifier": name, "options": options, "questions": args.questions},
+            meta={**judgment_meta(name, options), "questions": args.questions},
             batch_size=args.batch_size,
             progress=progress,
         )

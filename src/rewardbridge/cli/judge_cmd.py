@@ -53,11 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _judge(args: argparse.Namespace) -> int:
     from rewardbridge.data.loaders import FieldMap
-    from rewardbridge.judging import judge_file
+    from rewardbridge.judging.run import judge_file, judgment_meta
 
     fields = FieldMap.parse(args.fields)
     name, options = verifier_options(args)
-    meta = {"verifier": name, "options": {k: v for k, v in options.items() if k != "api_key"}}
+    meta = judgment_meta(name, options)
     verifier = verifier_from_args(args)
     # `kill` stops like Ctrl-C: the summary is written (complete: false) and the rerun resumes.
     previous = signal.signal(signal.SIGTERM, _interrupt)

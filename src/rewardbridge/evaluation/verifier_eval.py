@@ -19,7 +19,7 @@ from typing import Any
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.loaders import DataError, FieldMap, detect_format, load_judge_items
 from rewardbridge.judging.records import is_judged_record, item_from_record, result_from_record
-from rewardbridge.judging.run import judge_items
+from rewardbridge.judging.run import judge_items, judgment_meta
 from rewardbridge.judging.store import RecordStore
 from rewardbridge.verifiers.base import Verifier, VerifierResult
 
@@ -142,7 +142,7 @@ def evaluate_verifier(
                 built,
                 items,
                 folder / filename,
-                meta={"verifier": spec.name, "options": dict(spec.options), "input": str(input)},
+                meta={**judgment_meta(spec.name, spec.options), "input": str(input)},
                 batch_size=batch_size,
                 progress=step,
                 skip_invalid=skip_invalid,

@@ -38,6 +38,20 @@ ExtraFields = Callable[[JudgeItem, VerifierResult], Mapping[str, Any]]
 """Per-record fields a caller adds (e.g. the rule check's verdict beside the judge's)."""
 
 
+SPEED_OPTIONS = frozenset(
+    {"api_key", "batch_size", "device", "prefix_sharing", "timeout", "workers",
+     "max_concurrency", "base_url", "url"}
+)  # fmt: skip
+"""Verifier options that change how fast or where it judges, not what: left out of the meta
+a store is checked against, so a resume may change them."""
+
+
+def judgment_meta(verifier: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The store meta of judgments by ``verifier`` with ``options`` (speed options left out)."""
+    kept = {k: v for k, v in (options or {}).items() if k not in SPEED_OPTIONS}
+    return {"verifier": verifier, "options": kept}
+
+
 def verifier_name(verifier: Verifier) -> str:
     return str(getattr(verifier, "name", type(verifier).__name__))
 
@@ -286,6 +300,7 @@ __all__ = [
     "JudgeRunSummary",
     "judge_file",
     "judge_items",
+    "judgment_meta",
     "summary_path",
     "verifier_name",
     "verify_batch",
