@@ -83,7 +83,7 @@ def test_judge_failure_after_a_rule_no_is_not_judged() -> None:
 def test_judge_failure_after_an_unjudged_rule_is_not_judged() -> None:
     rule, judge = Stub("math", exact_rule), Stub("generative", failing_judge)
     for policy in ("unjudged", "rule"):
-        cascade = CascadeVerifier(rule, judge=judge, on_judge_failure=policy)  # type: ignore[arg-type]
+        cascade = CascadeVerifier(rule, judge=judge, on_judge_failure=policy)
         out = cascade.verify([item("bad-ref", "x", "?")])
         assert out[0].status is Status.TIMEOUT and out[0].score is None
         assert out[0].stage == "generative"
@@ -166,7 +166,7 @@ def test_generative_options_are_forwarded_and_the_judge_is_built_lazily() -> Non
     assert isinstance(cascade, CascadeVerifier)
     assert cascade.rule.name == "contains"
     assert cascade.judge_options == {
-        "base_url": ["http://127.0.0.1:9"],
+        "base_url": ("http://127.0.0.1:9",),
         "served_model": "m",
         "timeout": 2.0,
         "max_concurrency": 4,

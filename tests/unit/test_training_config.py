@@ -27,8 +27,9 @@ def test_recipes_parse() -> None:
 def test_overrides_are_typed() -> None:
     c = load_config(
         REPO / "recipes" / "quickstart-cpu.yaml",
-        ["--training.max_steps", "3", "--algorithm.beta=0", "--verifier.options.reward", "soft",
-         "--data.limit", "null", "--logging.report_to", "none"],
+        ["--training.max_steps", "3", "--algorithm.beta=0", "--verifier.name", "generative",
+         "--verifier.options.reward", "soft", "--data.limit", "null",
+         "--logging.report_to", "none"],
     )  # fmt: skip
     assert c.training.max_steps == 3 and c.algorithm.beta == 0.0
     assert c.verifier.options == {"reward": "soft"}
@@ -46,6 +47,16 @@ def test_overrides_are_typed() -> None:
         (["--trainer.lr", "1"], "trainer"),
         (["--generation.num_generations", "1"], "generation.num_generations"),
         (["--verifier.name", "oracle"], "verifier.name"),
+        (["--verifier.options.reward", "soft"], "verifier.options.reward"),  # not contains
+        (
+            ["--verifier.name=generative", "--verifier.options.batch_size=0"],
+            "verifier.options.batch_size",
+        ),
+        (
+            ["--verifier.name=generative", "--verifier.options.reward=hard"],
+            "verifier.options.reward",
+        ),
+        (["--verifier.name=remote"], "verifier.options.url"),
         (["--training.per_device_batch_size", "3"], "training.per_device_batch_size"),
         (["--model.lora", "maybe"], "model.lora"),
     ],
@@ -82,3 +93,16 @@ def test_grpo_arguments_map_the_paper_recipe() -> None:
     from trl import GRPOConfig
 
     GRPOConfig(**{**args, "use_cpu": True, "bf16": False, "use_vllm": False})
+
+
+def test_verifier_options_become_the_verifiers_typed_config() -> None:
+    from rewardbridge.verifiers.config import GenerativeConfig
+
+    c = load_config(REPO / "recipes" / "paper" / "rloo-soft.yaml")
+    typed = c.verifier.typed()
+    assert isinstance(typed, GenerativeConfig)
+    assert typed.reward == "soft" and typed.base_url == "http://localhost:8001/v1"
+    options = load_config(
+        None, ["--verifier.name=cascade", "--verifier.options.rule_timeout=2"]
+    ).verifier.typed()
+    assert options.changed() == {"rule_timeout": 2.0}  # an int in YAML, a float in the config

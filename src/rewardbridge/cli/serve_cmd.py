@@ -68,6 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "extra_logs['unjudged'] (default: %(default)s)",
     )
     g.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append every judgment to FILE as distillation records (deduplicated, fsynced)",
+    )
+    g.add_argument(
+        "--canaries",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="mix master-key probes into each batch (e.g. 0.05 per item); /health reports "
+        "their false-positive rate (default: off)",
+    )
+    g.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -89,6 +102,8 @@ def _serve(args: argparse.Namespace) -> int:
         auth_token=args.auth_token or None,
         max_body_bytes=args.max_body_bytes,
         fallback_reward=args.fallback_reward,
+        record_path=args.record,
+        canary_share=args.canaries,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.auth_token:
         logger.warning(
@@ -111,8 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _takes_batch_size(name: str) -> bool:
-    import inspect
+    from dataclasses import fields
 
-    from rewardbridge.verifiers.registry import verifier_class
+    from rewardbridge.verifiers.registry import verifier_config
 
-    return "batch_size" in inspect.signature(verifier_class(name)).parameters
+    return "batch_size" in {f.name for f in fields(verifier_config(name))}

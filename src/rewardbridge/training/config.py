@@ -15,10 +15,14 @@ import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from rewardbridge.rewards.advantages import ESTIMATORS
 from rewardbridge.rewards.normalize import SCOPES
+
+if TYPE_CHECKING:
+    from rewardbridge.verifiers.base import Verifier
+    from rewardbridge.verifiers.config import VerifierOptions
 
 
 class ConfigError(ValueError):
@@ -67,15 +71,30 @@ class DataConfig:
 @dataclass(frozen=True)
 class VerifierConfig:
     name: str = "contains"  # any name of `rewardbridge verifiers` (generative, cascade, remote...)
-    options: dict[str, Any] = field(default_factory=dict)  # constructor options of that verifier
+    options: dict[str, Any] = field(default_factory=dict)  # fields of its config (verifiers/config)
 
     def validate(self) -> None:
-        from rewardbridge.verifiers.registry import available_verifiers
+        self.typed()
+
+    def typed(self) -> VerifierOptions:
+        """``options`` as the verifier's typed config; a wrong one names ``verifier.options.X``."""
+        from rewardbridge.verifiers.config import OptionError
+        from rewardbridge.verifiers.registry import available_verifiers, verifier_config
 
         if self.name not in available_verifiers():
             raise _fail(
                 "verifier.name", self.name, f"choose one of {', '.join(available_verifiers())}"
             )
+        try:
+            return verifier_config(self.name).from_options(self.options)
+        except OptionError as exc:
+            raise _fail(f"verifier.options.{exc.option}", exc.value, exc.what) from None
+
+    def build(self) -> Verifier:
+        """The verifier this section describes."""
+        from rewardbridge.verifiers.registry import build_from_config
+
+        return build_from_config(self.typed())
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import BaseVerifier, Verifier, VerifierResult
-from rewardbridge.verifiers.registry import build_verifier
-
-OnJudgeFailure = Literal["unjudged", "rule"]
+from rewardbridge.verifiers.config import GenerativeConfig, OnJudgeFailure
+from rewardbridge.verifiers.registry import build_from_config, build_verifier
 
 
 def accepted_by_rule(result: VerifierResult) -> bool:
@@ -44,12 +43,11 @@ def accepted_by_rule(result: VerifierResult) -> bool:
 class CascadeVerifier(BaseVerifier):
     """``rule`` (a verifier name or instance) first; ``GenerativeVerifier`` where it says no.
 
-    The generative options (``model``, ``base_url``, ``api_key``, ``served_model``, ``reward``,
-    ``template``, ``response_slot``, ``device``, ``batch_size``, ``prefix_sharing``,
-    ``timeout``, ``max_concurrency``, ``sample``) go to ``GenerativeVerifier``; ``workers`` and
-    ``rule_timeout`` go to the rule verifier (``math``: processes and seconds per item).
-    ``judge`` replaces the generative verifier with any verifier (tests, a remote server).
-    ``on_judge_failure``: "unjudged" (default) or "rule" (see the module docstring).
+    Every other keyword (``model``, ``base_url``, ``reward``, ``template``, ...: the fields of
+    ``GenerativeConfig``) goes to the generative verifier, validated now, built on first need;
+    ``workers`` and ``rule_timeout`` go to the rule verifier (``math``: processes and seconds
+    per item). ``judge`` replaces the generative verifier with any verifier (tests, a remote
+    server). ``on_judge_failure``: "unjudged" (default) or "rule" (see the module docstring).
     """
 
     name = "cascade"
@@ -58,24 +56,11 @@ class CascadeVerifier(BaseVerifier):
         self,
         rule: str | Verifier = "math",
         *,
-        model: str | None = None,
-        base_url: str | Sequence[str] | None = None,
-        api_key: str | None = None,
-        served_model: str | None = None,
-        reward: str | None = None,
-        template: str | None = None,
-        response_slot: str | None = None,
-        device: str | None = None,
-        batch_size: int | None = None,
-        prefix_sharing: bool | None = None,
-        timeout: float | None = None,
-        max_concurrency: int | None = None,
-        sample: bool | None = None,
-        constrained: bool | None = None,
+        on_judge_failure: OnJudgeFailure = "unjudged",
         workers: int | None = None,
         rule_timeout: float | None = None,
         judge: Verifier | None = None,
-        on_judge_failure: OnJudgeFailure = "unjudged",
+        **judge_options: Any,
     ) -> None:
         if on_judge_failure not in get_args(OnJudgeFailure):
             raise ValueError(
@@ -83,44 +68,29 @@ class CascadeVerifier(BaseVerifier):
                 f"got {on_judge_failure!r}"
             )
         self.on_judge_failure: OnJudgeFailure = on_judge_failure
+        self.judge_config = GenerativeConfig.from_options(judge_options)
         if isinstance(rule, str):
             if rule in ("cascade", "generative"):
                 raise ValueError(
                     f"rule must be a rule verifier (e.g. math, contains), not {rule!r}"
                 )
-            rule_options: dict[str, Any] = {"workers": workers, "timeout": rule_timeout}
-            self.rule: Verifier = build_verifier(rule, **rule_options)
+            self.rule: Verifier = build_verifier(rule, workers=workers, timeout=rule_timeout)
         else:
             self.rule = rule
-        self.judge_options: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "model": model,
-                "base_url": base_url,
-                "api_key": api_key,
-                "served_model": served_model,
-                "reward": reward,
-                "template": template,
-                "response_slot": response_slot,
-                "device": device,
-                "batch_size": batch_size,
-                "prefix_sharing": prefix_sharing,
-                "timeout": timeout,
-                "max_concurrency": max_concurrency,
-                "sample": sample,
-                "constrained": constrained,
-            }.items()
-            if v is not None
-        }
         self._judge = judge
         self._judge_lock = threading.Lock()
+
+    @property
+    def judge_options(self) -> dict[str, Any]:
+        """The options the generative verifier gets (those that differ from its defaults)."""
+        return self.judge_config.changed()
 
     @property
     def judge(self) -> Verifier:
         """The generative verifier, built on first use."""
         with self._judge_lock:
             if self._judge is None:
-                self._judge = build_verifier("generative", **self.judge_options)
+                self._judge = build_from_config(self.judge_config)
             return self._judge
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
