@@ -31,6 +31,7 @@ process pool.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Literal, get_args
 
@@ -73,13 +74,22 @@ def jaccard_similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(union) if union else 0.0
 
 
-def _empty_reference(item: JudgeItem) -> VerifierResult | None:
-    if not normalize_text(item.reference):
-        return VerifierResult.failed(Status.INVALID_INPUT, f"item {item.id!r}: empty reference")
-    return None
+class _RuleVerifier(BaseVerifier):
+    """A rule judged per item in the calling thread; an empty reference is ``INVALID_INPUT``."""
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        return [
+            self._judge(item)
+            if normalize_text(item.reference)
+            else VerifierResult.failed(Status.INVALID_INPUT, f"item {item.id!r}: empty reference")
+            for item in items
+        ]
+
+    @abstractmethod
+    def _judge(self, item: JudgeItem) -> VerifierResult: ...
 
 
-class ContainsVerifier(BaseVerifier):
+class ContainsVerifier(_RuleVerifier):
     """Paper's rule-based binary reward: 1.0 if the reference occurs in the final step, else 0.0."""
 
     name = "contains"
@@ -92,12 +102,7 @@ class ContainsVerifier(BaseVerifier):
         self.response_slot = check_response_slot(response_slot)
         self.match: ContainsMatch = match
 
-    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
-        return [self._judge(item) for item in items]
-
     def _judge(self, item: JudgeItem) -> VerifierResult:
-        if (bad := _empty_reference(item)) is not None:
-            return bad
         text = response_slot_text(item.response, self.response_slot)
         found = contains_reference(text, item.reference, match=self.match)
         return VerifierResult.ok(
@@ -106,7 +111,7 @@ class ContainsVerifier(BaseVerifier):
         )
 
 
-class JaccardVerifier(BaseVerifier):
+class JaccardVerifier(_RuleVerifier):
     """Paper's rule-based soft reward: Jaccard similarity of final-step and reference tokens."""
 
     name = "jaccard"
@@ -114,26 +119,16 @@ class JaccardVerifier(BaseVerifier):
     def __init__(self, *, response_slot: ResponseSlot = "final_step") -> None:
         self.response_slot = check_response_slot(response_slot)
 
-    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
-        return [self._judge(item) for item in items]
-
     def _judge(self, item: JudgeItem) -> VerifierResult:
-        if (bad := _empty_reference(item)) is not None:
-            return bad
         text = response_slot_text(item.response, self.response_slot)
         return VerifierResult.ok(jaccard_similarity(token_set(text), token_set(item.reference)))
 
 
-class ExactVerifier(BaseVerifier):
+class ExactVerifier(_RuleVerifier):
     """1.0 if the extracted answer equals the reference after normalisation, else 0.0."""
 
     name = "exact"
 
-    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
-        return [self._judge(item) for item in items]
-
     def _judge(self, item: JudgeItem) -> VerifierResult:
-        if (bad := _empty_reference(item)) is not None:
-            return bad
         equal = normalize_text(extract_answer(item.response)) == normalize_text(item.reference)
         return VerifierResult.ok(1.0 if equal else 0.0)
