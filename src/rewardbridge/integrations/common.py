@@ -4,6 +4,7 @@
 Defaults come from the environment so a framework config needs no code: ``REWARDBRIDGE_VERIFIER``
 (default ``remote``) and ``REWARDBRIDGE_URL`` (default ``http://127.0.0.1:8000``, the address of
 ``rewardbridge serve``); ``REWARDBRIDGE_AUTH_TOKEN`` is sent as the remote verifier's token.
+``REWARDBRIDGE_RECORD=FILE`` records every judgment there (``judging.recorder``, distillation).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import threading
 from typing import Any
 
+from rewardbridge.judging.recorder import RECORD_ENV, JudgmentRecorder, RecordingVerifier
 from rewardbridge.verifiers.base import Verifier
 from rewardbridge.verifiers.registry import build_verifier
 
@@ -44,7 +46,10 @@ def shared_verifier(name: str | None = None, **options: Any) -> Verifier:
     key = json.dumps([name, options], sort_keys=True, default=str)
     with _lock:
         if key not in _cache:
-            _cache[key] = build_verifier(name, **options)
+            verifier = build_verifier(name, **options)
+            if record := os.environ.get(RECORD_ENV):
+                verifier = RecordingVerifier(verifier, JudgmentRecorder(record))
+            _cache[key] = verifier
         return _cache[key]
 
 

@@ -4,13 +4,18 @@ Endpoints: ``POST /v1/judge`` (native batch), ``POST /get_reward`` (OpenRLHF rem
 ``GET /health``, ``GET /metrics`` (Prometheus). Limits: request body size (413), queue bound
 (503 + Retry-After), per-request timeout (items answered with status ``timeout``), optional
 bearer token (401). Invalid bodies get FastAPI's 422 whose ``loc`` names the field.
+
+Hooks where results come back (``hooked_verify``, in the batcher's worker thread, off the event
+loop): ``record_path`` appends every judgment as a distillation record
+(``judging.recorder``); ``canary_share`` adds master-key probes to each batch
+(``judging.canaries``), whose false-positive rate ``/health`` reports; clients never see them.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,7 +27,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rewardbridge.data.example import JudgeItem
-from rewardbridge.serving.batching import DynamicBatcher, QueueFullError, RequestTooLargeError
+from rewardbridge.judging.canaries import CanaryMonitor
+from rewardbridge.judging.recorder import JudgmentRecorder
+from rewardbridge.serving.batching import (
+    DynamicBatcher,
+    QueueFullError,
+    RequestTooLargeError,
+    VerifyFn,
+)
 from rewardbridge.serving.metrics import ServerMetrics
 from rewardbridge.serving.schema import (
     JudgeRequest,
@@ -56,6 +68,9 @@ class ServerConfig:
     auth_token: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     fallback_reward: float = 0.0
+    record_path: str | None = None  # append every judgment here (distillation records)
+    canary_share: float = 0.0  # master-key probes per judged item, mixed into each batch
+    canary_max_fpr: float = 0.2  # warn when the canaries' false-positive rate is above it
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_body_bytes"):
@@ -65,6 +80,32 @@ class ServerConfig:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if not 0 <= self.canary_share <= 1:
+            raise ValueError(f"canary_share must be in [0, 1], got {self.canary_share}")
+
+
+def hooked_verify(
+    verifier: Verifier,
+    recorder: JudgmentRecorder | None = None,
+    canaries: CanaryMonitor | None = None,
+) -> VerifyFn:
+    """``verifier.verify`` with canaries appended to each batch (their results split off and
+    observed) and every judgment of the batch recorded."""
+    if recorder is None and canaries is None:
+        return verifier.verify
+    name = getattr(verifier, "name", type(verifier).__name__)
+
+    def verify(items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        probes = canaries.probes(items) if canaries is not None else []
+        results = verifier.verify([*items, *probes])
+        own = list(results[: len(items)])
+        if canaries is not None:
+            canaries.observe(results[len(items) :])
+        if recorder is not None:
+            recorder.record(items, own, verifier=name)
+        return own
+
+    return verify
 
 
 class _RequestMetrics:
@@ -98,8 +139,12 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
     """The reward server app. The caller owns ``verifier`` (and closes it)."""
     config = config or ServerConfig()
     metrics = ServerMetrics(queue_depth=lambda: batcher.queue_depth)
+    recorder = JudgmentRecorder(config.record_path) if config.record_path else None
+    canaries = None
+    if config.canary_share > 0:
+        canaries = CanaryMonitor(share=config.canary_share, max_fpr=config.canary_max_fpr)
     batcher = DynamicBatcher(
-        verifier.verify,
+        hooked_verify(verifier, recorder, canaries),
         max_batch_size=config.max_batch_size,
         max_wait_s=config.max_wait_ms / 1000.0,
         max_queue=config.max_queue,
@@ -108,8 +153,12 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with batcher:
-            yield
+        try:
+            async with batcher:
+                yield
+        finally:
+            if recorder is not None:
+                recorder.close()
 
     app = FastAPI(
         title="rewardbridge reward server",
@@ -151,6 +200,8 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
             "queue_depth": batcher.queue_depth,
             "max_queue": config.max_queue,
             "max_batch_size": config.max_batch_size,
+            **({"canaries": canaries.summary()} if canaries is not None else {}),
+            **({"recorded": recorder.stats.written} if recorder is not None else {}),
         }
 
     @app.get("/metrics", dependencies=[Depends(require_token)])

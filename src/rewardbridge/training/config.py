@@ -189,10 +189,33 @@ class LoggingConfig:
     logging_steps: int = 1
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     log_completions: bool = False  # print a table of sampled completions at each log
+    record_judgments: str | None = None  # append every judgment to this JSONL (distillation)
 
     def validate(self) -> None:
         if self.logging_steps < 1:
             raise _fail("logging.logging_steps", self.logging_steps, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """Live master-key probes mixed into each judge call, never into the policy's rewards."""
+
+    enabled: bool | None = None  # None = on with a model-based verifier (generative, cascade...)
+    share: float = 0.05  # probes per judged completion (at least 1 per judge call when > 0)
+    max_fpr: float = 0.2  # warn (or stop) when a step's canary false-positive rate is above it
+    on_exceed: str = "warn"  # warn | stop (save the model and end the run after that step)
+    min_probes: int = 8  # the threshold is checked on the latest steps with >= this many judged
+    seed: int = 0  # which keys and questions are probed
+
+    def validate(self) -> None:
+        if not 0 <= self.share <= 1:
+            raise _fail("canaries.share", self.share, "must be in [0, 1] (0 disables canaries)")
+        if not 0 <= self.max_fpr <= 1:
+            raise _fail("canaries.max_fpr", self.max_fpr, "must be in [0, 1]")
+        if self.on_exceed not in ("warn", "stop"):
+            raise _fail("canaries.on_exceed", self.on_exceed, "choose warn or stop")
+        if self.min_probes < 1:
+            raise _fail("canaries.min_probes", self.min_probes, "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -204,6 +227,7 @@ class RunConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    canaries: CanaryConfig = field(default_factory=CanaryConfig)
 
     def validate(self) -> RunConfig:
         for f in fields(self):

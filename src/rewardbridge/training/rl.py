@@ -183,7 +183,7 @@ def train(
     from transformers.trainer_callback import ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from rewardbridge.training.trainer import MetricsCallback
+    from rewardbridge.training.trainer import CanaryStopCallback, MetricsCallback
     from rewardbridge.verifiers.registry import build_verifier
 
     config.check_paths()
@@ -207,7 +207,11 @@ def train(
         write_heldout(out / "heldout.jsonl", heldout)
     own_verifier = verifier is None
     judge = verifier or build_verifier(config.verifier.name, **config.verifier.options)
+    recorder = _recorder(config)
+    canaries = _canaries(config, judge)
     callbacks: list[Any] = [MetricsCallback(metrics_path, config.training.max_steps)]
+    if canaries is not None:
+        callbacks.append(CanaryStopCallback(canaries))
     try:
         trainer = build_trainer(
             config,
@@ -215,6 +219,8 @@ def train(
             judge,
             policy=policy,
             extra_callbacks=callbacks,
+            recorder=recorder,
+            canaries=canaries,
         )
         trainer.remove_callback(ProgressCallback)  # its per-log dict dump; we print one line
         log.info(
@@ -225,7 +231,7 @@ def train(
             config.generation.num_generations,
             config.algorithm.estimator,
             judge.name,
-            "",
+            f", canaries {canaries.share:.0%} of judge calls" if canaries else "",
         )
         trainer.train(resume_from_checkpoint=checkpoint)
         final = out / "final"
@@ -233,6 +239,35 @@ def train(
         trainer.processing_class.save_pretrained(str(final))
         step = int(trainer.state.global_step)
     finally:
+        if recorder is not None:
+            recorder.close()
         if own_verifier:
             judge.close()
-    return TrainResult(out, final, metrics_path, heldout, step)
+    stopped = canaries is not None and canaries.should_stop
+    if canaries is not None:
+        canaries.log_summary()
+    return TrainResult(out, final, metrics_path, heldout, step, stopped_by_canaries=stopped)
+
+
+def _recorder(config: RunConfig) -> JudgmentRecorder | None:
+    if config.logging.record_judgments is None:
+        return None
+    from rewardbridge.judging.recorder import JudgmentRecorder
+
+    return JudgmentRecorder(config.logging.record_judgments)
+
+
+def _canaries(config: RunConfig, verifier: Verifier) -> CanaryMonitor | None:
+    from rewardbridge.judging.canaries import CanaryMonitor, is_model_based
+
+    c = config.canaries
+    enabled = c.enabled if c.enabled is not None else is_model_based(verifier)
+    if not enabled or c.share == 0:
+        return None
+    return CanaryMonitor(
+        share=c.share,
+        max_fpr=c.max_fpr,
+        on_exceed=c.on_exceed,
+        min_probes=c.min_probes,
+        seed=c.seed,
+    )
