@@ -90,7 +90,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path: Path) -> None:
     assert set(ids) == good
     for lineno in BAD_LINES:
         assert f"{src}:{lineno}:" in rerun.stderr
-    assert "dropping a truncated last line" in rerun.stderr
+    assert "a torn last line" in rerun.stderr
     summary = json.loads(Path(f"{out}.summary.json").read_text())
     assert summary["resumed"] == written - 1 and summary["new"] == len(good) - written + 1
     assert summary["skipped_invalid"] == len(BAD_LINES) and summary["complete"] is True
