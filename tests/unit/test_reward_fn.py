@@ -80,15 +80,16 @@ def test_training_dataset_question_is_what_the_prompt_carries() -> None:
     exactly Example.question from them (one way to get the question, everywhere)."""
     from rewardbridge.training.data import to_dataset
 
-    ex = Example(id="e1", question="Capital of France?", reference="Paris")
+    ex = Example(id="e1", question="Capital of France?", reference="Paris", domain="geo")
     row = next(iter(to_dataset([ex], None)))
     verifier = Contains()
     reward = VerifierReward(verifier)
-    out = reward(prompts=[row["prompt"]], completions=["Paris"], reference=[row["reference"]],
-                 example_id=[row["example_id"]])  # fmt: skip
+    columns = {k: [v] for k, v in row.items() if k != "prompt"}
+    out = reward(prompts=[row["prompt"]], completions=["Paris"], **columns)
     assert out == [1.0]
     assert verifier.seen[0].question == ex.question
     assert verifier.seen[0].metadata["prompt_id"] == "e1"
+    assert verifier.seen[0].domain == "geo"
 
 
 class Monitor:

@@ -14,7 +14,8 @@ What is judged, the same for both classes:
 - the question: the ``question_column`` when given, else the last user turn of the prompt (a
   plain-string prompt is the question);
 - the reference: the ``reference_column`` (default ``reference``); a missing column is an error;
-- the prompt id (records only): the ``prompt_id_column`` (default ``example_id``) when present.
+- the prompt id and domain (for records): the ``prompt_id_column`` (default ``example_id``)
+  and ``domain`` columns when present.
 
 An unjudged completion is ``None`` (TRL: NaN, left out), never 0. Optional hooks: a
 ``JudgmentRecorder`` gets every (item, result) with the trainer's global step (issue 13: the
@@ -127,16 +128,18 @@ class VerifierReward:
         else:
             questions = [prompt_question(p) for p in prompts]
         prompt_ids = columns.get(self.prompt_id_column) or [None] * len(completions)
+        domains = columns.get("domain") or [None] * len(completions)
         return [
             JudgeItem(
                 id=f"{pid}#{i}" if pid is not None else str(i),
                 question=str(q),
                 reference=str(ref),
                 response=completion_text(c),
+                domain=str(domain) if domain else None,
                 metadata={"prompt_id": str(pid)} if pid is not None else {},
             )
-            for i, (q, ref, c, pid) in enumerate(
-                zip(questions, references, completions, prompt_ids, strict=True)
+            for i, (q, ref, c, pid, domain) in enumerate(
+                zip(questions, references, completions, prompt_ids, domains, strict=True)
             )
         ]
 
