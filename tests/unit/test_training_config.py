@@ -32,7 +32,7 @@ def test_overrides_are_typed() -> None:
          "--logging.report_to", "none"],
     )  # fmt: skip
     assert c.training.max_steps == 3 and c.algorithm.beta == 0.0
-    assert c.verifier.options == {"reward": "soft"}
+    assert c.verifier.options["reward"] == "soft"
     assert c.data.limit is None and c.logging.report_to == ["none"]
 
 
