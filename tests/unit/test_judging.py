@@ -173,6 +173,20 @@ def test_corrupt_line_inside_output_is_an_error(tmp_path: Path) -> None:
         RecordStore(out).done_ids()
 
 
+def test_bad_output_line_skipped_and_counted_with_skip_invalid(tmp_path: Path) -> None:
+    src = make_input(tmp_path / "in.jsonl", 4)
+    out = tmp_path / "out.jsonl"
+    judge_file(src, out, EqualsVerifier(), limit=2, progress=False)
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text(lines[0] + "{garbage\n" + lines[1])
+    with pytest.raises(DataError, match=r"out\.jsonl:2: not a record"):
+        judge_file(src, out, EqualsVerifier(), progress=False)
+    verifier = EqualsVerifier()
+    summary = judge_file(src, out, verifier, skip_invalid=True, progress=False)
+    assert verifier.batches == [["item-2", "item-3"]]  # no duplicate of item-0 or item-1
+    assert (summary.total, summary.resumed, summary.skipped_invalid) == (4, 2, 1)
+
+
 def test_duplicate_ids_name_both_lines(tmp_path: Path) -> None:
     src = make_input(tmp_path / "in.jsonl", 5)
     with src.open("a") as f:

@@ -84,7 +84,7 @@ class JudgeRunSummary:
     mean_reward: float | None = None
     """Mean reward over judged lines; ``None`` if none was judged."""
     skipped_invalid: int = 0
-    """Input rows skipped by ``skip_invalid`` (bad rows and duplicate ids)."""
+    """Skipped by ``skip_invalid``: bad input rows, duplicate ids, bad lines of the output."""
     elapsed_s: float = 0.0
     items_per_s: float = 0.0
     """Throughput of this run (new lines per second)."""
@@ -154,7 +154,7 @@ def judge_file(
     limit finishes the same set. Duplicate ids in the input are a ``DataError`` naming both
     places (skipped and counted with ``skip_invalid``, as are bad lines inside ``output``).
     ``text`` also writes each item's question, reference and response (what ``distill train``
-    reads). ``meta`` (default: the verifier's name) must match the output's on a resume.
+    reads). ``meta`` (default: ``judgment_meta(name)``) must match the output's on a resume.
     """
     from tqdm.auto import tqdm
 
@@ -169,7 +169,7 @@ def judge_file(
     records = iter_judge_items(in_path, fields=fields, skip_invalid=skip_invalid)
     summary = JudgeRunSummary(input=str(in_path), output=str(out_path), verifier=name)
     store = RecordStore(
-        out_path, skip_invalid=skip_invalid, meta={"verifier": name} if meta is None else meta
+        out_path, skip_invalid=skip_invalid, meta=judgment_meta(name) if meta is None else meta
     )
     tally = _Tally()
     done: set[str] = set()
@@ -177,6 +177,7 @@ def judge_file(
         done.add(record["id"])
         tally.add(str(record.get("status")), record.get("reward"))
     summary.resumed = len(done)
+    bad_output_lines = store.skipped
 
     total = count_records(in_path)
     if limit is not None:
@@ -234,7 +235,7 @@ def judge_file(
         if not summary.complete:
             # interrupted, possibly between a write and its count: count what the file holds
             tally = _Tally.of(store)
-        summary.skipped_invalid = records.skipped + duplicates
+        summary.skipped_invalid = records.skipped + duplicates + bad_output_lines
         summary.elapsed_s = time.perf_counter() - start
         summary.items_per_s = summary.new / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
         summary.total = sum(tally.by_status.values())
@@ -263,7 +264,7 @@ def judge_items(
     extra: ExtraFields | None = None,
 ) -> list[VerifierResult]:
     """One result per item, in order; items already in the store at ``path`` are not judged
-    again. ``meta`` (default: the verifier's name) must match the store's on a resume;
+    again. ``meta`` (default: ``judgment_meta(name)``) must match the store's on a resume;
     ``extra(item, result)`` adds fields to each record; ``progress(n)`` is called as items
     are done (resumed ones first)."""
     if batch_size < 1:
@@ -273,7 +274,7 @@ def judge_items(
         raise ValueError("item ids must be unique to resume judgments")
     name = verifier_name(verifier)
     with RecordStore(
-        path, skip_invalid=skip_invalid, meta={"verifier": name} if meta is None else meta
+        path, skip_invalid=skip_invalid, meta=judgment_meta(name) if meta is None else meta
     ) as store:
         wanted = set(ids)
         done = {i: r for i, r in store.done_results().items() if i in wanted}
