@@ -103,7 +103,6 @@ class GenerativeVerifier(BaseVerifier):
                 served_model=served_model or (str(model) if model is not None else None),
                 sample=sample,
                 words=self.words,
-                words=self.words,
                 **{k: v for k, v in options.items() if v is not None},
             )
         else:
