@@ -256,3 +256,17 @@ def test_collect_from_a_policy_samples_only_what_is_missing(
     assert stats.already_done == 2
     assert stats.written + stats.unjudged_total == 2  # p1's two sampled responses
     assert prompt_ids_path(out).read_text().split() == ["p0", "p1"]
+
+
+def test_train_reads_judgments_recorded_during_training(tmp_path: Path) -> None:
+    from rewardbridge.judging.recorder import JudgmentRecorder
+
+    items = _rollouts()[:4]
+    path = tmp_path / "recorded.jsonl"
+    with JudgmentRecorder(path) as recorder:
+        recorder.record(items, CountingTeacher().verify(items), verifier="counting", step=1)
+    records = read_records(path)
+    assert [(r.judgment, r.final_step) for r in records] == [
+        ("YES", "The answer is 1"),
+        ("NO", "nope"),
+    ]
