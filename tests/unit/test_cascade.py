@@ -109,7 +109,7 @@ DEAD_JUDGE = "http://127.0.0.1:9/v1"
 
 def test_a_dead_judge_server_judges_none_of_the_rule_rejected_items() -> None:
     cascade = build_verifier(
-        "cascade", rule="contains", base_url=DEAD_JUDGE, served_model="m", timeout=2.0
+        "cascade", rule="contains", base_url=DEAD_JUDGE, served_model="m", max_retries=1
     )
     items = [item("yes", "the answer is 42"), item("no-1", "41"), item("no-2", "forty")]
     with cascade:  # type: ignore[attr-defined]
@@ -131,7 +131,7 @@ def test_judge_cli_with_a_dead_judge_server_writes_no_rule_zeros(tmp_path: Path)
         )
     )
     argv = ["judge", str(src), "-o", str(dst), "--no-progress", "--verifier", "cascade"]
-    argv += ["--rule", "contains", "--base-url", DEAD_JUDGE, "--timeout", "2"]
+    argv += ["--rule", "contains", "--base-url", DEAD_JUDGE, "--timeout", "2", "--max-retries", "1"]
     assert main(argv) == 0
     records = {r["id"]: r for r in map(json.loads, dst.read_text().splitlines())}
     assert records["yes"]["status"] == "judged" and records["yes"]["reward"] == 1.0

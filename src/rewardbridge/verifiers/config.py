@@ -279,6 +279,9 @@ class GenerativeConfig(VerifierOptions):
     max_concurrency: int | None = field(
         default=None, metadata=meta(ge=1, help="server: requests in flight (none: 32)")
     )
+    max_retries: int | None = field(
+        default=None, metadata=meta(ge=0, help="server: attempts after the first (none: 3)")
+    )
     sample: bool = field(
         default=False,
         metadata=meta(help="draw the first token instead of the argmax (the paper's)"),

@@ -46,9 +46,10 @@ class GenerativeVerifier(BaseVerifier):
     ``base_url`` (one URL or a list) it is the served model name unless ``served_model`` is set.
     ``reward``: "binary" (Eq. 3), "soft" (Eq. 4) or "soft-normalized". ``template``: a built-in
     name ("paper", "general-verifier") or a template file. ``response_slot``: "final_step"
-    (paper) or "full". ``device``, ``prefix_sharing``: local backend. ``batch_size``: prompts per
-    forward (local). ``timeout``, ``max_concurrency``: server backend. ``sample``: draw the
-    first token instead of taking the argmax (the paper samples; greedy is deterministic).
+    (paper), "full" or "answer". ``device``, ``prefix_sharing``: local backend. ``batch_size``:
+    prompts per forward (local). ``timeout``, ``max_concurrency``, ``max_retries``: server
+    backend. ``sample``: draw the first token instead of taking the argmax (the paper samples;
+    greedy is deterministic).
     ``constrained`` (default): the judgment is restricted to YES/NO, as a guided choice would
     do (``judgment.constrain_to_judgment``); ``False`` leaves a non-judgment first token
     unjudged (``NO_JUDGMENT``). ``dtype`` ("auto": bfloat16 where the hardware computes it
@@ -71,6 +72,7 @@ class GenerativeVerifier(BaseVerifier):
         prefix_sharing: bool | None = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
+        max_retries: int | None = None,
         sample: bool = False,
         constrained: bool = True,
         dtype: str | None = None,
@@ -96,7 +98,11 @@ class GenerativeVerifier(BaseVerifier):
             )
             from rewardbridge.verifiers.backends.openai_backend import OpenAIBackend
 
-            options: dict[str, Any] = {"timeout": timeout, "max_concurrency": max_concurrency}
+            options: dict[str, Any] = {
+                "timeout": timeout,
+                "max_concurrency": max_concurrency,
+                "max_retries": max_retries,
+            }
             self.backend = OpenAIBackend(
                 [base_url] if isinstance(base_url, str) else list(base_url),
                 api_key=api_key,
@@ -111,6 +117,7 @@ class GenerativeVerifier(BaseVerifier):
                 served_model=served_model,
                 timeout=timeout,
                 max_concurrency=max_concurrency,
+                max_retries=max_retries,
             )
             from rewardbridge.verifiers.backends.transformers_backend import TransformersBackend
 
