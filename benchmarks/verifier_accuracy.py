@@ -221,7 +221,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="GSM8K triples to sample of 5,276 (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--datasets", nargs="+", choices=list(LABELED_SETS), default=list(LABELED_SETS))
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=list(LABELED_SETS),
+        default=["hardverify_math", "gsm8k", "qwen25_math"],
+    )
     p.add_argument("--verifiers", nargs="+", choices=ALL_VERIFIERS, default=list(ALL_VERIFIERS))
     p.add_argument("--model", help="generative judge: model folder (default: embedded 135M)")
     p.add_argument("--base-url", action="append", help="generative judge: OpenAI-compatible server")

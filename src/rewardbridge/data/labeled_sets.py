@@ -1,6 +1,6 @@
 """Readers for the labeled verifier sets shipped in the package (``rewardbridge/data/corpora/``:
-HardVerify-Math pairs, GSM8K model solutions, Qwen2.5-Math samples, the multi-domain judgment
-set; see each folder's PROVENANCE.md and LICENSE).
+HardVerify-Math pairs, GSM8K model solutions, Qwen2.5-Math samples; the multi-domain judgment
+set generated from MedQA, TheoremQA and the others; see each folder's PROVENANCE.md and LICENSE).
 
 Each returns ``JudgeItem``s with the gold verdict in ``label`` and the set's name in ``domain``
 (the multi-domain set: the subject area). The files are read through ``importlib.resources``,
@@ -49,6 +49,11 @@ def _file(root: Root, corpus: str, filename: str) -> Traversable | Path:
 def _rows(root: Root, corpus: str, filename: str) -> list[dict[str, Any]]:
     with _file(root, corpus, filename).open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_corpus(corpus: str, filename: str, root: Root = None) -> list[dict[str, Any]]:
+    """The rows of a bundled JSONL corpus file (``root``: a copy of the corpora folder)."""
+    return _rows(root, corpus, filename)
 
 
 def gsm8k_reference(ground_truth: str) -> str:
@@ -113,8 +118,25 @@ def load_qwen_math_samples(root: Root = None) -> list[JudgeItem]:
     return items
 
 
+def load_multidomain_test(root: Root = None) -> list[JudgeItem]:
+    """The multi-domain judgment set's test split (domains seen in training; generated, see
+    ``rewardbridge.data.multidomain``; ``root`` is not used: the sources are bundled)."""
+    from rewardbridge.data.multidomain import load_multidomain
+
+    return load_multidomain("test")
+
+
+def load_multidomain_heldout(root: Root = None) -> list[JudgeItem]:
+    """The multi-domain judgment set's held-out domains (law, physics), never in training."""
+    from rewardbridge.data.multidomain import load_multidomain
+
+    return load_multidomain("heldout")
+
+
 LABELED_SETS: dict[str, Callable[[Root], list[JudgeItem]]] = {
     "hardverify_math": load_hardverify_pairs,
     "gsm8k": load_gsm8k_solutions,
     "qwen25_math": load_qwen_math_samples,
+    "multidomain_test": load_multidomain_test,
+    "multidomain_heldout": load_multidomain_heldout,
 }
