@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
@@ -134,11 +135,12 @@ def test_verl_compute_score_takes_question_from_extra_info() -> None:
         verifier="contains",
     )
     assert out == {"score": 1.0, "judged": 1.0}
+    questions = [{"question": "q"}, {"prompt": "q"}, {"problem": "q"}]
     batch = compute_score_batch(
         ["a", "a", "a"],
         ["it is 7", "it is 8", ""],
         ["7", "7", "7"],
-        None,
+        questions,
         verifier="contains",
         unjudged_score=-1.0,
     )
@@ -147,6 +149,24 @@ def test_verl_compute_score_takes_question_from_extra_info() -> None:
         {"score": 0.0, "judged": 1.0},
         {"score": -1.0, "judged": 0.0},
     ]
+
+
+def test_verl_unjudged_is_nan_by_default_never_zero() -> None:
+    (out,) = compute_score_batch(["a"], [""], ["7"], [{"question": "q"}], verifier="contains")
+    assert math.isnan(out["score"]) and out["judged"] == 0.0
+
+
+def test_verl_missing_question_is_an_error() -> None:
+    with pytest.raises(ValueError, match="sample 1: extra_info has no question"):
+        compute_score_batch(
+            ["a", "a"],
+            ["7", "7"],
+            ["7", "7"],
+            [{"question": "q"}, {"index": 1}],
+            verifier="contains",
+        )
+    with pytest.raises(ValueError, match="no question"):
+        compute_score("a", "7", "7", None, verifier="contains")
 
 
 def stand_in_registry() -> tuple[dict[str, Any], Callable[[Any], Any]]:

@@ -3,15 +3,19 @@
 Reward (verl's ``custom_reward_function.path``/``name``; reward managers ``naive`` and ``batch``):
 
 - ``compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs)`` scores
-  one response; the question comes from ``extra_info["question"]`` (verl's data preprocessing
-  puts dataset fields there).
+  one response; the question comes from ``extra_info["question"]`` (aliases ``prompt``,
+  ``problem``; verl's data preprocessing puts dataset fields there). A sample without one is an
+  error naming the sample, never a judgment of an empty question.
 - ``compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **kwargs)``
   scores a whole batch in one verifier call (``reward_model.reward_manager=batch``).
 
 Both return verl's dict form ``{"score": float, "judged": 1.0|0.0}``: verl puts
-``score`` in the reward tensor and the rest in ``reward_extra_info``. An unjudged item scores
-``unjudged_score`` (default 0.0, flagged by ``judged == 0``); set it to ``nan`` only together
-with one of our estimators, which leave NaN samples out (advantage 0). Extra keyword arguments
+``score`` in the reward tensor (a float: verl's managers accept no ``None``) and the rest in
+``reward_extra_info``. An unjudged item scores ``unjudged_score``, by default NaN, flagged by
+``judged == 0``: never a made-up 0. Our estimators (``rewardbridge_*``) leave NaN samples out
+(advantage 0); verl's own estimators would spread a NaN over its group, so with them set an
+explicit ``unjudged_score`` (``+custom_reward_function.reward_kwargs.unjudged_score=0.0``),
+knowingly. Extra keyword arguments
 (``custom_reward_function.reward_kwargs``) choose the verifier: ``verifier`` (name) and its
 options, e.g. ``url`` for ``remote``; by default the environment decides (see
 ``rewardbridge.integrations.common``).
@@ -26,12 +30,16 @@ Departure: with ``algorithm.use_kl_in_reward`` verl adds the KL penalty to the t
 *before* the estimator, so the z-score (paper Eq. 5) then applies to the KL-shaped reward; the
 paper's order (normalise, then Eq. 6) needs ``use_kl_loss`` instead.
 
-Checked against verl's ``core_algos.py`` (``register_adv_est``, ``ADV_ESTIMATOR_REGISTRY``) and
-reward managers of verl 0.4-0.6; verl is imported only inside ``register_verl_estimators``.
+Tested against verl 0.9.1 (``tests/integration/test_verl.py``): its ``naive`` and ``batch``
+reward managers and its reward loop's ``naive`` manager call these on a real ``DataProto``, and
+``compute_advantage`` runs our estimators from ``ADV_ESTIMATOR_REGISTRY`` (GRPO, RLOO and
+REINFORCE++-baseline equal verl's own). verl is imported only inside
+``register_verl_estimators``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,12 +50,19 @@ from rewardbridge.verifiers.base import VerifierResult
 PREFIX = "rewardbridge_"
 
 
-def _question(extra_info: Any) -> str:
+QUESTION_KEYS = ("question", "prompt", "problem")
+
+
+def _question(extra_info: Any, index: int) -> str:
     if isinstance(extra_info, dict):
-        for key in ("question", "prompt", "problem"):
+        for key in QUESTION_KEYS:
             if isinstance(extra_info.get(key), str):
                 return str(extra_info[key])
-    return ""
+    keys = sorted(extra_info) if isinstance(extra_info, dict) else type(extra_info).__name__
+    raise ValueError(
+        f"sample {index}: extra_info has no question (one of {', '.join(QUESTION_KEYS)}; it "
+        f"has {keys}); put the question in extra_info when preprocessing the dataset"
+    )
 
 
 def _reference(ground_truth: Any) -> str:
@@ -70,13 +85,14 @@ def compute_score_batch(
     extra_infos: Sequence[Any] | None = None,
     *,
     verifier: str | None = None,
-    unjudged_score: float = 0.0,
+    unjudged_score: float = math.nan,
     **options: Any,
 ) -> list[dict[str, float]]:
-    """Score a batch with one verifier call; one verl score dict per response."""
+    """Score a batch with one verifier call; one verl score dict per response (``score`` NaN
+    where the verifier did not judge, unless ``unjudged_score`` says otherwise)."""
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     items = [
-        JudgeItem(id=str(i), question=_question(info), reference=_reference(gt), response=sol)
+        JudgeItem(id=str(i), question=_question(info, i), reference=_reference(gt), response=sol)
         for i, (sol, gt, info) in enumerate(zip(solution_strs, ground_truths, infos, strict=True))
     ]
     results = shared_verifier(verifier, **options).verify(items)
