@@ -1,0 +1,1 @@
+"""Experiments built from the library's layers: the quickstart demo (``demo``)."""

@@ -1,0 +1,373 @@
+"""The quickstart demo (``make demo``): the embedded policy learns, measured on held-out questions.
+
+One run of the recipe ``recipes/quickstart-cpu.yaml`` (every setting is read from it):
+
+1. held-out evaluation before training: the last ``data.holdout`` questions of the shuffled data
+   (never trained on), one greedy answer each of at most ``generation.max_completion_length``
+   tokens, with the paper's policy system prompt;
+2. RL training of the recipe (``rewardbridge.training.rl.train``: the verifier of the recipe as
+   the reward, Eq. 5 z-scores, the recipe's estimator);
+3. the same held-out evaluation with the trained policy.
+
+Each held-out answer is scored four ways: ``exact`` (the extracted final answer, the text after
+the last "Therefore, the answer is", equals the reference after normalisation; a policy cannot
+satisfy it by listing several candidates), the training verifier (correct when its score is
+>= 0.5), the paper's rule check ``contains`` on the final step, and the answer format (the final
+step holds "the answer is"). The headline accuracy is ``exact``; its gain gets a paired
+bootstrap 95% interval (``evaluation.bootstrap``). An unjudged answer (empty) counts as not
+correct and is counted apart. Writes ``demo_summary.json``, ``demo_report.md``, ``curves.png``
+and the answers before and after (``heldout_before.jsonl``, ``heldout_after.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.training.config import RunConfig, load_config
+from rewardbridge.verifiers.base import Verifier
+from rewardbridge.verifiers.text import extract_answer, final_step
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RECIPE = Path("recipes/quickstart-cpu.yaml")
+EVAL_BATCH_SIZE = 25  # held-out prompts per greedy generation batch (speed only)
+ANSWER_MARKER = re.compile(r"the\s+(?:final\s+)?answer\s+is", re.IGNORECASE)
+
+
+def demo_config(
+    recipe: str | Path = DEFAULT_RECIPE,
+    *,
+    seed: int | None = None,
+    output_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> RunConfig:
+    """The recipe with the demo's own overrides (seed, output folder) applied."""
+    extra = list(overrides)
+    if seed is not None:
+        extra += ["--training.seed", str(seed)]
+    if output_dir is not None:
+        extra += ["--training.output_dir", str(output_dir)]
+    config = load_config(recipe, extra)
+    if config.data.holdout < 1:
+        raise ValueError(f"{recipe}: the demo needs data.holdout >= 1 held-out questions")
+    return config
+
+
+@dataclass(frozen=True)
+class HeldoutEval:
+    """Per-question scores of one greedy pass over the held-out questions."""
+
+    exact: list[float]  # 1/0; an unjudged (empty) answer is 0 and counted in ``unjudged``
+    verifier: list[float | None]  # the training verifier's score, None = unjudged
+    rule: list[float | None]  # the contains rule check, None = unjudged
+    formatted: list[bool]  # the final step holds "the answer is"
+    lengths: list[int]  # answer length in tokens
+    unjudged: int
+
+    def as_dict(self) -> dict[str, Any]:
+        n = len(self.exact)
+        judged = [s for s in self.verifier if s is not None]
+        return {
+            "n": n,
+            "accuracy": sum(self.exact) / n,
+            "verifier_accuracy": sum(s >= 0.5 for s in judged) / n,
+            "verifier_mean_score": sum(judged) / len(judged) if judged else None,
+            "rule_accuracy": sum(1 for s in self.rule if s is not None and s >= 0.5) / n,
+            "format_rate": sum(self.formatted) / n,
+            "mean_answer_tokens": sum(self.lengths) / n,
+            "unjudged": self.unjudged,
+        }
+
+
+def score_answers(
+    examples: Sequence[Example],
+    responses: Sequence[str],
+    verifier: Verifier,
+    exact: Verifier,
+    rule: Verifier,
+) -> tuple[list[JudgeItem], dict[str, list[Any]]]:
+    """Judge one answer per example by the three verifiers; the format is a regex."""
+    items = [
+        JudgeItem(id=ex.id, question=ex.question, reference=ex.reference, response=resp)
+        for ex, resp in zip(examples, responses, strict=True)
+    ]
+    return items, {
+        "exact": [r.score for r in exact.verify(items)],
+        "verifier": [r.score for r in verifier.verify(items)],
+        "rule": [r.score for r in rule.verify(items)],
+        "formatted": [bool(ANSWER_MARKER.search(final_step(resp))) for resp in responses],
+    }
+
+
+def evaluate_heldout(
+    policy: tuple[Any, Any],
+    heldout: Sequence[Example],
+    verifier: Verifier,
+    config: RunConfig,
+    output: Path,
+) -> HeldoutEval:
+    """One greedy answer per held-out question, scored; the answers are written to ``output``."""
+    from rewardbridge.policy.generation import generate_responses
+    from rewardbridge.verifiers.registry import build_verifier
+
+    tokenizer = policy[1]
+    responses = [
+        r[0]
+        for r in generate_responses(
+            policy,
+            heldout,
+            max_new_tokens=config.generation.max_completion_length,
+            temperature=0.0,
+            batch_size=EVAL_BATCH_SIZE,
+            system_prompt=config.data.system_prompt,
+        )
+    ]
+    exact, rule = build_verifier("exact"), build_verifier("contains")
+    items, s = score_answers(heldout, responses, verifier, exact, rule)
+    lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
+    with output.open("w") as fh:
+        for i, item in enumerate(items):
+            row = {
+                "id": item.id,
+                "reference": item.reference,
+                "response": item.response,
+                "extracted_answer": extract_answer(item.response),
+                "exact": s["exact"][i],
+                "verifier": s["verifier"][i],
+                "rule": s["rule"][i],
+                "formatted": s["formatted"][i],
+            }
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return HeldoutEval(
+        exact=[x if x is not None else 0.0 for x in s["exact"]],
+        verifier=s["verifier"],
+        rule=s["rule"],
+        formatted=s["formatted"],
+        lengths=lengths,
+        unjudged=sum(x is None for x in s["exact"]),
+    )
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    summary: dict[str, Any]
+    summary_path: Path
+    report_path: Path
+    plot_path: Path
+
+
+def _load_policy(config: RunConfig, adapter: Path | None = None) -> tuple[Any, Any]:
+    """The recipe's policy in the recipe's dtype, with the trained LoRA adapter when given.
+
+    The adapter is not merged: merged into bfloat16 weights, its small deltas would be rounded
+    away; unmerged, the policy computes exactly as it did in training.
+    """
+    from rewardbridge.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(config.model.policy, device="cpu", dtype=config.model.dtype)
+    if adapter is not None and (adapter / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    elif adapter is not None:
+        model, tokenizer = load_causal_lm(str(adapter), device="cpu", dtype=config.model.dtype)
+    return model, tokenizer
+
+
+def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoResult:
+    """Evaluate, train, evaluate; write the summary, the report and the curves."""
+    import torch
+
+    from rewardbridge.evaluation.bootstrap import paired_bootstrap
+    from rewardbridge.training.data import load_training_examples
+    from rewardbridge.training.metrics import read_metrics
+    from rewardbridge.training.plot import plot_metrics
+    from rewardbridge.training.rl import train
+    from rewardbridge.verifiers.registry import build_verifier
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out = Path(config.training.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.training.torch_threads:
+        torch.set_num_threads(config.training.torch_threads)
+    train_examples, heldout = load_training_examples(config)
+    verifier = build_verifier(config.verifier.name, **config.verifier.options)
+    phases: dict[str, float] = {}
+    try:
+        log.info("held-out evaluation before training: %d questions, greedy", len(heldout))
+        t = time.perf_counter()
+        torch.manual_seed(config.training.seed)
+        before = evaluate_heldout(
+            _load_policy(config),
+            heldout,
+            verifier,
+            config,
+            out / "heldout_before.jsonl",
+        )
+        phases["eval_before_s"] = time.perf_counter() - t
+        log.info("before: %s", _short(before.as_dict()))
+        t = time.perf_counter()
+        result = train(config, verifier=verifier)
+        phases["train_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        after = evaluate_heldout(
+            _load_policy(config, result.final_model),
+            heldout,
+            verifier,
+            config,
+            out / "heldout_after.jsonl",
+        )
+        phases["eval_after_s"] = time.perf_counter() - t
+        log.info("after: %s", _short(after.as_dict()))
+    finally:
+        verifier.close()
+    gain = paired_bootstrap(before.exact, after.exact, seed=config.training.seed)
+    verifier_gain = paired_bootstrap(
+        [float(s is not None and s >= 0.5) for s in before.verifier],
+        [float(s is not None and s >= 0.5) for s in after.verifier],
+        seed=config.training.seed,
+    )
+    rows = read_metrics(result.metrics_path)
+    b, a = before.as_dict(), after.as_dict()
+    plot = plot_metrics(
+        rows,
+        out / "curves.png",
+        title=f"quickstart demo: {config.algorithm.estimator} + {verifier.name}, "
+        f"seed {config.training.seed}",
+        extra_lines={
+            f"held-out accuracy before {b['accuracy']:.2f}": b["accuracy"],
+            f"after {a['accuracy']:.2f}": a["accuracy"],
+        },
+    )
+    summary = {
+        "recipe": str(recipe),
+        "seed": config.training.seed,
+        "policy": config.model.policy,
+        "verifier": verifier.name,
+        "verifier_options": config.verifier.options,
+        "accuracy_check": "exact (extracted final answer == reference, normalised)",
+        "rule_check": "contains (reference in the final step)",
+        "estimator": config.algorithm.estimator,
+        "normalize": config.algorithm.normalize,
+        "train_questions": len(train_examples),
+        "steps": result.global_step,
+        "completions": result.global_step * config.completions_per_step,
+        "heldout": {
+            "n": len(heldout),
+            "before": b,
+            "after": a,
+            "gain": gain.gain,
+            "gain_ci95": [gain.low, gain.high],
+            "verifier_gain_ci95": [verifier_gain.low, verifier_gain.high],
+            "changed_to_correct": sum(
+                x < y for x, y in zip(before.exact, after.exact, strict=True)
+            ),
+            "changed_to_wrong": sum(x > y for x, y in zip(before.exact, after.exact, strict=True)),
+        },
+        "reward_curve": [r.get("reward_mean") for r in rows],
+        "groups_std0_curve": [r.get("frac_groups_std0") for r in rows],
+        "wall_s": round(time.perf_counter() - wall0, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1),
+        "phases_s": {k: round(v, 1) for k, v in phases.items()},
+        "torch_threads": torch.get_num_threads(),
+        "plot": str(plot),
+    }
+    summary_path = out / "demo_summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    report_path = out / "demo_report.md"
+    report_path.write_text(format_report(summary))
+    return DemoResult(summary, summary_path, report_path, plot)
+
+
+def _short(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
+
+
+def _window(values: Sequence[float | None], first: bool, k: int = 5) -> float | None:
+    vals = [v for v in values if v is not None]
+    part = vals[:k] if first else vals[-k:]
+    return sum(part) / len(part) if part else None
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The console table: held-out before/after with the gain's interval, the reward curve."""
+
+    def pct(x: float | None) -> str:
+        return "    -" if x is None else f"{100 * x:5.1f}"
+
+    h = summary["heldout"]
+    b, a = h["before"], h["after"]
+    low, high = h["gain_ci95"]
+    curve = summary["reward_curve"]
+    first, last = _window(curve, True), _window(curve, False)
+    reward = "-" if first is None or last is None else f"{first:.3f} -> {last:.3f}"
+    return "\n".join(
+        [
+            f"quickstart demo, seed {summary['seed']}: {summary['steps']} {summary['estimator']} "
+            f"steps ({summary['completions']} completions) in {summary['wall_s'] / 60:.1f} min",
+            f"training reward ({summary['verifier']}), mean of first 5 -> last 5 steps: {reward}",
+            f"held-out ({h['n']} questions, greedy)         before   after",
+            f"  accuracy % (exact final answer)      {pct(b['accuracy'])}   {pct(a['accuracy'])}",
+            f"  training verifier accuracy %         {pct(b['verifier_accuracy'])}   "
+            f"{pct(a['verifier_accuracy'])}",
+            f"  rule check (contains) accuracy %     {pct(b['rule_accuracy'])}   "
+            f"{pct(a['rule_accuracy'])}",
+            f"  answer format %                      {pct(b['format_rate'])}   "
+            f"{pct(a['format_rate'])}",
+            f"  mean answer length (tokens)          {b['mean_answer_tokens']:5.1f}   "
+            f"{a['mean_answer_tokens']:5.1f}",
+            f"gain in accuracy {100 * h['gain']:+.1f} points, paired bootstrap 95% interval "
+            f"[{100 * low:+.1f}, {100 * high:+.1f}]",
+        ]
+    )
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    """The Markdown report of one demo run."""
+    h = summary["heldout"]
+    rows = [
+        ("accuracy (exact final answer)", "accuracy"),
+        (f"training verifier ({summary['verifier']}) accuracy", "verifier_accuracy"),
+        ("training verifier mean score", "verifier_mean_score"),
+        ("rule check (contains) accuracy", "rule_accuracy"),
+        ('answer format ("the answer is" in the final step)', "format_rate"),
+        ("mean answer length (tokens)", "mean_answer_tokens"),
+        ("unjudged answers", "unjudged"),
+    ]
+
+    def cell(x: Any) -> str:
+        return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+    low, high = h["gain_ci95"]
+    lines = [
+        f"# Quickstart demo, seed {summary['seed']}",
+        "",
+        f"Recipe `{summary['recipe']}`: {summary['steps']} {summary['estimator']} steps "
+        f"({summary['completions']} completions) on {summary['train_questions']} training "
+        f"questions, reward `{summary['verifier']}` {summary['verifier_options'] or ''}; "
+        f"{summary['wall_s'] / 60:.1f} min wall, {summary['cpu_s'] / 60:.1f} min CPU.",
+        "",
+        f"Held-out: {h['n']} questions never trained on, one greedy answer each.",
+        "",
+        "| | before | after |",
+        "|---|---:|---:|",
+        *(f"| {label} | {cell(h['before'][k])} | {cell(h['after'][k])} |" for label, k in rows),
+        "",
+        f"Gain in accuracy: {h['gain']:+.3f}, paired bootstrap 95% interval "
+        f"[{low:+.3f}, {high:+.3f}]; {h['changed_to_correct']} answers became correct, "
+        f"{h['changed_to_wrong']} became wrong.",
+        "",
+        f"Training reward per step: {', '.join(cell(x) for x in summary['reward_curve'])}",
+        "",
+        f"![curves]({Path(summary['plot']).name})",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The quickstart demo's pieces: the recipe it reads, how a held-out answer is scored (exact
+final answer, training verifier, rule check, format), and the summary's fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardbridge.data.example import Example
+from rewardbridge.data.loaders import load_examples
+from rewardbridge.experiments.demo import (
+    HeldoutEval,
+    demo_config,
+    format_report,
+    format_summary,
+    score_answers,
+)
+from rewardbridge.verifiers.registry import build_verifier
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "quickstart-cpu.yaml"
+
+
+def test_the_recipe_is_the_demo_config() -> None:
+    config = demo_config(RECIPE, seed=3, output_dir="runs/x")
+    assert config.training.seed == 3 and config.training.output_dir == "runs/x"
+    assert config.data.holdout >= 100
+    assert config.data.system_prompt is None  # the paper's policy system prompt
+    assert config.algorithm.normalize == "group"  # Eq. 5
+    assert config.algorithm.estimator in ("rloo", "reinforce_pp", "reinforce_pp_baseline")
+    build_verifier(config.verifier.name, **config.verifier.options).close()
+
+
+def test_the_bundled_data_has_a_license_and_enough_questions() -> None:
+    config = demo_config(RECIPE)
+    path = REPO / str(config.data.path)
+    assert (path.parent / "LICENSE").exists() and (path.parent / "PROVENANCE.md").exists()
+    examples = load_examples(path)
+    assert len(examples) >= config.data.holdout + 100
+    assert all("\nA. " in ex.question and ex.reference for ex in examples)
+
+
+def test_an_answer_is_scored_four_ways() -> None:
+    ex = Example(id="q", question="Which? A. Aspirin B. Heparin", reference="Heparin")
+    answers = [
+        "Heparin thins the blood.\nTherefore, the answer is Heparin.",  # right, formatted
+        "Therefore, the answer is Aspirin or Heparin",  # a list: not exact, contains says yes
+        "B. Heparin",  # right option, no format, not exact
+        "",  # unjudged
+    ]
+    verifier = build_verifier("jaccard", response_slot="answer")
+    _, s = score_answers(
+        [ex] * 4, answers, verifier, build_verifier("exact"), build_verifier("contains")
+    )
+    assert s["exact"] == [1.0, 0.0, 0.0, None]
+    assert s["rule"] == [1.0, 1.0, 1.0, None]
+    assert s["verifier"][0] == 1.0 and s["verifier"][3] is None
+    assert s["formatted"] == [True, True, False, False]
+
+
+def test_summary_and_report_show_the_gain_and_its_interval() -> None:
+    ev = HeldoutEval(
+        exact=[1.0, 0.0], verifier=[1.0, None], rule=[1.0, 0.0], formatted=[True, False],
+        lengths=[10, 20], unjudged=1,
+    )  # fmt: skip
+    d = ev.as_dict()
+    assert d["accuracy"] == 0.5 and d["verifier_accuracy"] == 0.5 and d["unjudged"] == 1
+    summary = {
+        "recipe": "r.yaml", "seed": 1, "verifier": "jaccard", "verifier_options": {},
+        "estimator": "rloo", "steps": 2, "completions": 8, "train_questions": 5,
+        "wall_s": 60.0, "cpu_s": 100.0, "plot": "runs/demo/curves.png",
+        "reward_curve": [0.1, None, 0.3],
+        "heldout": {"n": 2, "before": d, "after": d, "gain": 0.25, "gain_ci95": [0.05, 0.45],
+                    "changed_to_correct": 1, "changed_to_wrong": 0},
+    }  # fmt: skip
+    text = format_summary(summary)
+    assert "[+5.0, +45.0]" in text and "seed 1" in text and "0.200 -> 0.200" in text
+    report = format_report(summary)
+    assert "[+0.050, +0.450]" in report and "![curves](curves.png)" in report
