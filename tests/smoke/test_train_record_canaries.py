@@ -16,6 +16,7 @@ from rewardbridge.cli import main
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.master_keys import build_probes, load_master_keys
 from rewardbridge.verifiers.base import BaseVerifier, VerifierResult
+from rewardbridge.verifiers.text import final_step
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,9 +29,11 @@ class GullibleJudge(BaseVerifier):
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.judged: list[JudgeItem] = []  # the policy's completions (not the canaries)
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
         self.calls.append(len(items))
+        self.judged.extend(it for it in items if not it.metadata.get("canary"))
         return [
             VerifierResult.ok(1.0, judgment="YES")
             if it.metadata.get("canary")
@@ -72,7 +75,8 @@ def test_two_steps_log_canary_fpr_and_record_every_judgment(
     ]
     assert not result.stopped_by_canaries  # on_exceed: warn
     records = [json.loads(x) for x in record.read_text().splitlines()]
-    assert 0 < len(records) <= 2 * completions  # repeats of a final step are recorded once
+    distinct = {(it.question, it.reference, final_step(it.response)) for it in judge.judged}
+    assert len(records) == len(distinct)  # one record per distinct judgment (empty: not judged)
     assert len({r["id"] for r in records}) == len(records)
     assert {r["step"] for r in records} <= {0, 1} and 0 in {r["step"] for r in records}
     keys = {p.text for p in build_probes(load_master_keys())}
