@@ -2,8 +2,8 @@
 ``RunConfig``, parsed from a YAML recipe plus dotted overrides (``--algorithm.beta 0.0``).
 
 Every field's comment is its documentation; an invalid value fails at start with the field's
-dotted name and what to change. ``training.rl.grpo_arguments`` maps the run onto TRL's
-``GRPOConfig``.
+dotted name and what to change (the YAML/CLI value coercion is ``training/config_parse.py``).
+``training.rl.grpo_arguments`` maps the run onto TRL's ``GRPOConfig``.
 Paper defaults (PAPER.md §6): REINFORCE/RLOO/REINFORCE++, beta 0.01, temperature 1.0, clip 0.2,
 4 samples per prompt, the paper's policy system prompt.
 """
@@ -11,26 +11,18 @@ Paper defaults (PAPER.md §6): REINFORCE/RLOO/REINFORCE++, beta 0.01, temperatur
 from __future__ import annotations
 
 import dataclasses
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from rewardbridge.rewards.advantages import ESTIMATORS
 from rewardbridge.rewards.normalize import SCOPES
+from rewardbridge.training.config_parse import ConfigError, apply_overrides, fail, parse_section
 
 if TYPE_CHECKING:
     from rewardbridge.verifiers.base import Verifier
     from rewardbridge.verifiers.config import VerifierOptions
-
-
-class ConfigError(ValueError):
-    """An invalid recipe or override; the message names the field."""
-
-
-def _fail(name: str, value: Any, what: str) -> ConfigError:
-    return ConfigError(f"{name}={value!r}: {what}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +38,9 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise _fail("model.dtype", self.dtype, "use auto, float32, bfloat16 or float16")
+            raise fail("model.dtype", self.dtype, "use auto, float32, bfloat16 or float16")
         if self.lora and self.lora_r < 1:
-            raise _fail("model.lora_r", self.lora_r, "the LoRA rank must be >= 1")
+            raise fail("model.lora_r", self.lora_r, "the LoRA rank must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -63,9 +55,9 @@ class DataConfig:
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
-            raise _fail("data.limit", self.limit, "must be >= 1 (or null for all)")
+            raise fail("data.limit", self.limit, "must be >= 1 (or null for all)")
         if self.holdout < 0:
-            raise _fail("data.holdout", self.holdout, "must be >= 0")
+            raise fail("data.holdout", self.holdout, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -82,13 +74,13 @@ class VerifierConfig:
         from rewardbridge.verifiers.registry import available_verifiers, verifier_config
 
         if self.name not in available_verifiers():
-            raise _fail(
+            raise fail(
                 "verifier.name", self.name, f"choose one of {', '.join(available_verifiers())}"
             )
         try:
             return verifier_config(self.name).from_options(self.options)
         except OptionError as exc:
-            raise _fail(f"verifier.options.{exc.option}", exc.value, exc.what) from None
+            raise fail(f"verifier.options.{exc.option}", exc.value, exc.what) from None
 
     def build(self) -> Verifier:
         """The verifier this section describes."""
@@ -113,21 +105,21 @@ class AlgorithmConfig:
 
     def validate(self) -> None:
         if self.estimator not in ESTIMATORS:
-            raise _fail(
+            raise fail(
                 "algorithm.estimator", self.estimator, f"choose one of {', '.join(ESTIMATORS)}"
             )
         if self.normalize is not None and self.normalize not in SCOPES:
-            raise _fail("algorithm.normalize", self.normalize, f"choose one of {', '.join(SCOPES)}")
+            raise fail("algorithm.normalize", self.normalize, f"choose one of {', '.join(SCOPES)}")
         if self.beta < 0:
-            raise _fail("algorithm.beta", self.beta, "must be >= 0 (0 disables the KL term)")
+            raise fail("algorithm.beta", self.beta, "must be >= 0 (0 disables the KL term)")
         if self.kl_in not in ("loss", "reward"):
-            raise _fail("algorithm.kl_in", self.kl_in, "choose loss or reward")
+            raise fail("algorithm.kl_in", self.kl_in, "choose loss or reward")
         if self.kl_estimator not in ("k1", "k3"):
-            raise _fail("algorithm.kl_estimator", self.kl_estimator, "choose k1 or k3")
+            raise fail("algorithm.kl_estimator", self.kl_estimator, "choose k1 or k3")
         if self.loss_type not in ("grpo", "dr_grpo", "dapo", "bnpo"):
-            raise _fail("algorithm.loss_type", self.loss_type, "choose grpo, dr_grpo, dapo or bnpo")
+            raise fail("algorithm.loss_type", self.loss_type, "choose grpo, dr_grpo, dapo or bnpo")
         if not 0 < self.clip_epsilon < 1:
-            raise _fail("algorithm.clip_epsilon", self.clip_epsilon, "must be in (0, 1)")
+            raise fail("algorithm.clip_epsilon", self.clip_epsilon, "must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -141,19 +133,19 @@ class GenerationConfig:
 
     def validate(self) -> None:
         if self.num_generations < 2:
-            raise _fail(
+            raise fail(
                 "generation.num_generations",
                 self.num_generations,
                 "needs >= 2 samples per prompt for a group baseline",
             )
         if self.max_completion_length < 1:
-            raise _fail(
+            raise fail(
                 "generation.max_completion_length", self.max_completion_length, "must be >= 1"
             )
         if self.temperature <= 0:
-            raise _fail("generation.temperature", self.temperature, "must be > 0 (RL samples)")
+            raise fail("generation.temperature", self.temperature, "must be > 0 (RL samples)")
         if self.vllm_mode not in ("colocate", "server"):
-            raise _fail("generation.vllm_mode", self.vllm_mode, "choose colocate or server")
+            raise fail("generation.vllm_mode", self.vllm_mode, "choose colocate or server")
 
 
 @dataclass(frozen=True)
@@ -176,12 +168,12 @@ class TrainingConfig:
 
     def validate(self) -> None:
         if self.torch_threads is not None and self.torch_threads < 1:
-            raise _fail("training.torch_threads", self.torch_threads, "must be >= 1 (or null)")
+            raise fail("training.torch_threads", self.torch_threads, "must be >= 1 (or null)")
         for name in ("prompts_per_step", "gradient_accumulation_steps", "max_steps", "save_steps"):
             if getattr(self, name) < 1:
-                raise _fail(f"training.{name}", getattr(self, name), "must be >= 1")
+                raise fail(f"training.{name}", getattr(self, name), "must be >= 1")
         if self.learning_rate <= 0:
-            raise _fail("training.learning_rate", self.learning_rate, "must be > 0")
+            raise fail("training.learning_rate", self.learning_rate, "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -193,7 +185,7 @@ class LoggingConfig:
 
     def validate(self) -> None:
         if self.logging_steps < 1:
-            raise _fail("logging.logging_steps", self.logging_steps, "must be >= 1")
+            raise fail("logging.logging_steps", self.logging_steps, "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -209,13 +201,13 @@ class CanaryConfig:
 
     def validate(self) -> None:
         if not 0 <= self.share <= 1:
-            raise _fail("canaries.share", self.share, "must be in [0, 1] (0 disables canaries)")
+            raise fail("canaries.share", self.share, "must be in [0, 1] (0 disables canaries)")
         if not 0 <= self.max_fpr <= 1:
-            raise _fail("canaries.max_fpr", self.max_fpr, "must be in [0, 1]")
+            raise fail("canaries.max_fpr", self.max_fpr, "must be in [0, 1]")
         if self.on_exceed not in ("warn", "stop"):
-            raise _fail("canaries.on_exceed", self.on_exceed, "choose warn or stop")
+            raise fail("canaries.on_exceed", self.on_exceed, "choose warn or stop")
         if self.min_probes < 1:
-            raise _fail("canaries.min_probes", self.min_probes, "must be >= 1")
+            raise fail("canaries.min_probes", self.min_probes, "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -235,7 +227,7 @@ class RunConfig:
         completions = self.training.prompts_per_step * self.generation.num_generations
         micro = self.training.per_device_batch_size or completions
         if completions % micro:
-            raise _fail(
+            raise fail(
                 "training.per_device_batch_size",
                 micro,
                 f"must divide prompts_per_step x num_generations = {completions}",
@@ -245,15 +237,15 @@ class RunConfig:
             and self.algorithm.beta > 0
             and self.generation.use_vllm
         ):
-            raise _fail("algorithm.kl_in", "reward", "use kl_in: loss with vLLM generation")
+            raise fail("algorithm.kl_in", "reward", "use kl_in: loss with vLLM generation")
         return self
 
     def check_paths(self) -> RunConfig:
         """Files the run reads must exist (checked at the start of a run, not when parsing)."""
         if self.data.path is not None and not Path(self.data.path).exists():
-            raise _fail("data.path", self.data.path, "no such file or folder")
+            raise fail("data.path", self.data.path, "no such file or folder")
         if self.data.exclude_ids is not None and not Path(self.data.exclude_ids).exists():
-            raise _fail("data.exclude_ids", self.data.exclude_ids, "no such file")
+            raise fail("data.exclude_ids", self.data.exclude_ids, "no such file")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,76 +256,6 @@ class RunConfig:
         return self.training.prompts_per_step * self.generation.num_generations
 
 
-def _convert(value: Any, target: Any) -> Any:
-    origin = get_origin(target) or target
-    if origin is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError
-    if origin is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        return int(value)
-    if origin is float:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    if origin is str:
-        if isinstance(value, (list, dict)):
-            raise ValueError
-        return str(value)
-    if origin is list:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        raise ValueError
-    if origin is dict:
-        if isinstance(value, Mapping):
-            return dict(value)
-        raise ValueError
-    raise ValueError
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """YAML/CLI value -> the field's type, failing with the field's name."""
-    union = get_origin(hint) in (Union, types.UnionType)
-    options = get_args(hint) if union else (hint,)
-    optional = type(None) in options
-    targets = [t for t in options if t is not type(None)]
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
-        if optional:
-            return None
-        raise _fail(name, value, "may not be null")
-    # A list value goes to a list type first; anything else to the first type that takes it.
-    targets.sort(key=lambda t: (get_origin(t) or t) is not list if isinstance(value, list) else 0)
-    for target in targets:
-        try:
-            return _convert(value, target)
-        except (TypeError, ValueError):
-            continue
-    expected = " or ".join(getattr(t, "__name__", str(t)) for t in targets)
-    raise _fail(name, value, f"expected {expected}{' or null' if optional else ''}")
-
-
-def _section(cls: type[Any], name: str, raw: Mapping[str, Any]) -> Any:
-    if not isinstance(raw, Mapping):
-        raise _fail(name, raw, "must be a mapping of options")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(
-            f"{name}.{unknown[0]}: unknown option; {name} takes: {', '.join(sorted(known))}"
-        )
-    return cls(**{k: _coerce(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
-
-
 def config_from_dict(raw: Mapping[str, Any] | None) -> RunConfig:
     """Build and validate a run config from a nested mapping (a parsed recipe)."""
     raw = dict(raw or {})
@@ -342,38 +264,8 @@ def config_from_dict(raw: Mapping[str, Any] | None) -> RunConfig:
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; sections: {', '.join(sections)}")
     hints = get_type_hints(RunConfig)
-    built = {name: _section(hints[name], name, raw.get(name) or {}) for name in sections}
+    built = {name: parse_section(hints[name], name, raw.get(name) or {}) for name in sections}
     return RunConfig(**built).validate()
-
-
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``["--training.max_steps", "2", "--verifier.options.model", "x"]`` -> nested updates."""
-    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
-    items = list(overrides)
-    i = 0
-    while i < len(items):
-        key = items[i]
-        if not key.startswith("--") or "." not in key:
-            raise ConfigError(f"{key}: overrides look like --section.key VALUE")
-        key = key[2:]
-        if "=" in key:
-            key, value = key.split("=", 1)
-            i += 1
-        elif i + 1 < len(items):
-            value, i = items[i + 1], i + 2
-        else:
-            raise ConfigError(f"--{key}: missing value")
-        import yaml
-
-        parsed = yaml.safe_load(value) if value != "" else ""
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--{key}: {part} is not a section")
-        node[parts[-1]] = parsed
-    return out
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
