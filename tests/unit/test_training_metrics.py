@@ -31,6 +31,14 @@ def test_row_has_step_and_update_time() -> None:
     assert "step 3/30 reward 0.500" in console_line(row, 30)
 
 
+def test_canary_fpr_is_in_the_row_and_the_console_line_when_canaries_ran() -> None:
+    row = metrics_row(2, {**LOGS, "rb/canary_fpr": 0.5, "rb/canary_probes": 2.0})
+    assert row is not None and row["canary_fpr"] == 0.5 and row["canary_probes"] == 2.0
+    assert console_line(row).endswith("| canary fpr 0.50")
+    plain = metrics_row(2, LOGS)
+    assert plain is not None and "canary" not in console_line(plain)
+
+
 def test_truncate_keeps_rows_up_to_the_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps({"step": s}) + "\n" for s in (1, 2, 3)) + '{"step": 4')
