@@ -68,3 +68,25 @@ def test_training_lowers_the_loss() -> None:
     )
     assert result.steps == 20 and result.prefix_tokens == len(PREFIX)
     assert float(full_sequence_loss(model, EXAMPLES)) < before / 2
+
+
+@pytest.mark.parametrize("trainer", ["prefix", "trl"])
+def test_train_verifier_with_either_trainer(tiny_model_dir, tmp_path, trainer: str) -> None:
+    from rewardbridge.training.distill import DistillRecord, DistillTrainConfig, train_verifier
+
+    records = [
+        DistillRecord(
+            id=str(i),
+            prompt_id=str(i),
+            question=f"What is {i} + 1?",
+            reference=str(i + 1),
+            final_step=f"Therefore, the answer is {i + 1 if i % 2 else i}",
+            judgment="YES" if i % 2 else "NO",
+            teacher_p_yes=None,
+        )
+        for i in range(4)
+    ]
+    config = DistillTrainConfig(batch_size=2, max_steps=2, learning_rate=1e-3, trainer=trainer)
+    summary = train_verifier(records, str(tiny_model_dir), tmp_path / "m", config)
+    assert summary.steps == 2 and summary.examples == 4
+    assert (tmp_path / "m" / "model.safetensors").exists()

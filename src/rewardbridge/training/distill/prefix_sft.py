@@ -88,15 +88,16 @@ def judgment_loss(
     import torch
 
     p = prefix.shape[1]
-    ids, mask, last, targets = _batch_tensors(examples, p, pad_id)
+    device = prefix.device
+    ids, mask, last, targets = (t.to(device) for t in _batch_tensors(examples, p, pad_id))
     batch = ids.shape[0]
     out = model(input_ids=prefix, use_cache=True)
     # transformers >= 5.2x names it ``cache`` (``past_key_values`` before, deprecated after)
     new_names = "cache" in inspect.signature(model.forward).parameters
     cache = out.cache if new_names else out.past_key_values
     cache.batch_repeat_interleave(batch)
-    attention = torch.cat([torch.ones((batch, p), dtype=torch.long), mask], dim=1)
-    positions = torch.arange(p, p + ids.shape[1]).unsqueeze(0).expand(batch, -1)
+    attention = torch.cat([torch.ones((batch, p), dtype=torch.long, device=device), mask], dim=1)
+    positions = torch.arange(p, p + ids.shape[1], device=device).unsqueeze(0).expand(batch, -1)
     keep = torch.unique(last)  # the positions whose logits are needed (at most B of them)
     out = model(
         input_ids=ids,
@@ -134,7 +135,8 @@ def train_prefix_shared(
 
     all_seqs = [*examples, *(eval_examples or [])]
     prefix_len = shared_prefix_length(all_seqs)
-    prefix = torch.tensor([list(examples[0][:prefix_len])])
+    device = next(model.parameters()).device
+    prefix = torch.tensor([list(examples[0][:prefix_len])], device=device)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     per_epoch = math.ceil(len(examples) / batch_size)
@@ -170,7 +172,7 @@ def train_prefix_shared(
         picked = [examples[i] for i in queue.pop()]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(prefix.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = judgment_loss(model, prefix, picked, pad_id)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -209,7 +211,7 @@ def evaluate_loss(
 
     model.eval()
     total, n = 0.0, 0
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.no_grad(), torch.autocast(prefix.device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(examples), batch_size):
             part = examples[start : start + batch_size]
             total += float(judgment_loss(model, prefix, part, pad_id, reduction="sum"))

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,11 @@ class DistillTrainConfig:
     dtype: str = "auto"
     """compute dtype: auto (bf16 mixed precision where the CPU/GPU has native bf16), float32,
     bfloat16; the weights stay float32 (models.resolve_dtype)"""
+    trainer: str = "prefix"
+    """"prefix": the judge template's shared prefix run once per batch and the LM head only at
+    the judgment token (``prefix_sft.py``; same loss, far less compute); "trl": TRL's
+    SFTTrainer on the full sequences (uses ``gradient_accumulation_steps``)"""
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -64,6 +69,7 @@ class DistillTrainConfig:
             "max_steps": self.max_steps == -1 or self.max_steps >= 1,
             "lora_r": self.lora_r >= 1,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "trainer": self.trainer in ("prefix", "trl"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -158,6 +164,7 @@ def build_trainer(
         completion_only_loss=True,
         bf16=resolve_dtype(config.dtype) is torch.bfloat16,  # autocast; fp32 master weights
         fp16=False,
+        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs it said
         activation_checkpointing=False,
         logging_steps=1,
         save_strategy="no",
@@ -184,6 +191,82 @@ def build_trainer(
     return trainer, tokenizer, counts
 
 
+def _train_prefix(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    config: DistillTrainConfig,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None,
+    progress: Callable[[str], None] | None,
+) -> tuple[Any, Any, dict[str, int], Any]:
+    """The prefix-shared SFT loop: (model, tokenizer, counts, PrefixSFTResult)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardbridge.models import resolve_dtype, resolve_model
+    from rewardbridge.training.distill.prefix_sft import train_prefix_shared
+    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
+
+    rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]
+    if config.balance:
+        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
+    if not rows:
+        raise ValueError("no training records (after class balancing)")
+    source = resolve_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
+    if not built.examples:
+        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
+    if built.too_long:
+        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
+    eval_ids = None
+    if eval_records:
+        eval_rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in eval_records]
+        eval_built = build_sft_examples(eval_rows, tokenizer, max_length=config.max_length)
+        eval_ids = [e["input_ids"] for e in eval_built.examples] or None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(config.seed)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model = model.to(device)
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
+    run = train_prefix_shared(
+        model,
+        [e["input_ids"] for e in built.examples],
+        pad_id=int(tokenizer.pad_token_id),
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        max_steps=config.max_steps,
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        bf16=resolve_dtype(config.dtype, device) is torch.bfloat16,
+        seed=config.seed,
+        eval_examples=eval_ids,
+        progress=progress,
+    )
+    model.eval()
+    yes = sum(r["judgment"] == "YES" for r in rows)
+    counts = {
+        "examples": len(built.examples),
+        "yes": yes,
+        "no": len(rows) - yes,
+        "skipped_too_long": built.too_long,
+    }
+    return model, tokenizer, counts, run
+
+
 def train_verifier(
     records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
     base_model: str | os.PathLike[str] | None,
@@ -191,6 +274,7 @@ def train_verifier(
     config: DistillTrainConfig | None = None,
     *,
     eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainSummary:
     """Fine-tune ``base_model`` on the judgment token of ``records``; save a plain HF folder
     (atomically: built beside ``output_dir``, then renamed over it)."""
@@ -203,15 +287,28 @@ def train_verifier(
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
-        trainer, tokenizer, counts = build_trainer(
-            records, base_model, work, config, eval_records=eval_records
-        )
-        start = time.perf_counter()
-        result = trainer.train()
-        eval_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
-        seconds = time.perf_counter() - start
+        if config.trainer == "prefix":
+            trained, tokenizer, counts, run = _train_prefix(
+                records, base_model, config, eval_records, progress
+            )
+            steps, train_loss, eval_loss = run.steps, run.train_loss, run.eval_loss
+            seconds = run.seconds
+        else:
+            trainer, tokenizer, counts = build_trainer(
+                records, base_model, work, config, eval_records=eval_records
+            )
+            start = time.perf_counter()
+            result = trainer.train()
+            eval_loss = (
+                trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
+            )
+            seconds = round(time.perf_counter() - start, 1)
+            trained, steps, train_loss = (
+                trainer.model,
+                int(result.global_step),
+                result.training_loss,
+            )
 
-        trained = trainer.model
         if config.lora:
             trained = trained.merge_and_unload()
         final = work / "model"
@@ -219,10 +316,10 @@ def train_verifier(
         tokenizer.save_pretrained(final)
         summary = TrainSummary(
             output_dir=str(output),
-            steps=int(result.global_step),
-            train_loss=None if result.training_loss is None else float(result.training_loss),
+            steps=steps,
+            train_loss=None if train_loss is None else float(train_loss),
             eval_loss=None if eval_loss is None else float(eval_loss),
-            seconds=round(seconds, 1),
+            seconds=seconds,
             **counts,
         )
         (final / "distill.json").write_text(
