@@ -1,7 +1,9 @@
 """Throughput of the math verifier: the process pool (all cores) against one process.
 
-Three runs of one batch: in the calling process (``workers=0``), a pool of one worker (the cost
-of shipping items to a process), and a pool of all cores.
+Four runs of one batch: in the calling process (``workers=0``), a pool of one worker (the cost
+of shipping items to a process), and a pool of all cores twice: with one round trip per item
+(``process_pool.MAX_CHUNK = 1``, the pool before chunking) and with items sent in chunks (the
+default). The parent's CPU time per item in the pool runs is the round-trip cost.
 
 The batch: math-verify's 268 regression pairs, the 800 (reference, response) pairs of
 corpora/qwen25_math_rm_samples (whole Qwen2.5-Math chain-of-thought responses) and the 500
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import JudgeItem
+from rewardbridge.verifiers import process_pool
 from rewardbridge.verifiers.base import Status, VerifierResult
 from rewardbridge.verifiers.math import MathVerifier
 
@@ -76,6 +79,20 @@ def timed_run(verifier: MathVerifier, items: list[JudgeItem]) -> tuple[list[Veri
     return results, time.perf_counter() - start
 
 
+def pool_run(workers: int, timeout: float, items: list[JudgeItem], chunk: int) -> dict[str, Any]:
+    """A pool of ``workers`` with at most ``chunk`` items per task (1: a round trip per item)."""
+    saved, process_pool.MAX_CHUNK = process_pool.MAX_CHUNK, chunk
+    try:
+        with MathVerifier(workers=workers, timeout=timeout) as pool:
+            startup_s = timed_run(pool, items[:1])[1]  # starts the workers
+            cpu = time.process_time()
+            results, seconds = timed_run(pool, items)
+            cpu = time.process_time() - cpu
+    finally:
+        process_pool.MAX_CHUNK = saved
+    return {"results": results, "s": seconds, "startup_s": startup_s, "parent_cpu_s": cpu}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="120 items instead of all")
@@ -99,12 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu_start = time.process_time()
         single_results, single_s = timed_run(single, items)
         single_cpu_s = time.process_time() - cpu_start
-    with MathVerifier(workers=1, timeout=args.timeout) as one_worker:
-        timed_run(one_worker, items[:1])  # starts the worker
-        _, one_worker_s = timed_run(one_worker, items)
-    with MathVerifier(workers=args.workers, timeout=args.timeout) as pool:
-        startup_s = timed_run(pool, items[:1])[1]  # starts the workers
-        pool_results, pool_s = timed_run(pool, items)
+    one_worker_s = pool_run(1, args.timeout, items, process_pool.MAX_CHUNK)["s"]
+    unchunked = pool_run(args.workers, args.timeout, items, 1)
+    chunked = pool_run(args.workers, args.timeout, items, process_pool.MAX_CHUNK)
+    pool_results, pool_s, startup_s = chunked["results"], chunked["s"], chunked["startup_s"]
 
     same = sum(a.score == b.score for a, b in zip(single_results, pool_results, strict=True))
     qwen = [(i, r) for i, r in zip(items, pool_results, strict=True) if i.domain == "qwen"]
@@ -123,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         "pool_s": round(pool_s, 3),
         "pool_items_per_s": round(len(items) / pool_s, 1),
         "speedup": round(single_s / pool_s, 2),
+        "max_chunk": process_pool.MAX_CHUNK,
+        "pool_parent_cpu_ms_per_item": round(1000 * chunked["parent_cpu_s"] / len(items), 2),
+        "unchunked_pool_items_per_s": round(len(items) / unchunked["s"], 1),
+        "unchunked_speedup": round(single_s / unchunked["s"], 2),
+        "unchunked_parent_cpu_ms_per_item": round(1000 * unchunked["parent_cpu_s"] / len(items), 2),
         "verdicts_identical": same == len(items),
         "pool_timeouts": timeouts,
         "qwen_label_agreement": round(qwen_agree / len(qwen), 3) if qwen else None,
@@ -133,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         f"pool of 1: {report['one_worker_pool_items_per_s']} items/s; "
         f"pool of {args.workers}: {report['pool_items_per_s']} items/s "
         f"(x{report['speedup']} vs in-process; start-up {report['pool_startup_s']} s); "
+        f"unchunked pool: {report['unchunked_pool_items_per_s']} items/s "
+        f"(x{report['unchunked_speedup']}); parent CPU ms/item chunked "
+        f"{report['pool_parent_cpu_ms_per_item']} vs {report['unchunked_parent_cpu_ms_per_item']}; "
         f"identical verdicts: {report['verdicts_identical']}; load {load:.2f}"
     )
     if args.json:

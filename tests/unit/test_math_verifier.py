@@ -271,3 +271,23 @@ def test_items_in_flight_with_a_crash_are_rerun(verifier: MathVerifier) -> None:
     killer.join()
     assert killed_at and killed_at[0] < finished_at  # the kill hit the batch
     assert [r.score for r in out] == [1.0] * len(items)
+
+
+def test_a_stuck_item_inside_a_chunk_times_out_alone() -> None:
+    """Items travel in chunks (here 10 per task); the clock is still per item: the stuck one is
+    TIMEOUT, the rest of its chunk (before and after it) is judged."""
+    import time
+
+    from rewardbridge.verifiers import process_pool
+
+    stuck = _item(r"$9^{9^{9^{9}}}$", "$3$", id="stuck")
+    items = [_item(str(k), f"${k}$", id=str(k)) for k in range(40)]
+    items[13] = stuck
+    assert max(1, min(process_pool.MAX_CHUNK, len(items) // 4)) == 10
+    with MathVerifier(workers=1, timeout=2.0) as v:
+        start = time.monotonic()
+        out = v.verify(items)
+        elapsed = time.monotonic() - start
+    assert out[13].status is Status.TIMEOUT
+    assert [r.score for i, r in enumerate(out) if i != 13] == [1.0] * 39
+    assert elapsed < 20

@@ -15,15 +15,11 @@ Outcomes:
 
 Timeouts. math-verify's own timeouts use ``signal.alarm``, which only works in the main thread
 and silently scores 0 elsewhere. We never use it: every call passes ``parsing_timeout=None`` and
-``timeout_seconds=None``. With ``workers >= 1`` each item runs in a ``ProcessPoolExecutor``
-(forkserver, or spawn where there is none) and the parent enforces the wall clock per item
-(at most ``workers`` items are in flight, so an item's clock starts when a worker is free to take
-it). A worker that overruns is killed together with its pool, a fresh pool is started, and the
-other items that were in flight on it are run again. ``workers=0`` judges in the calling thread,
-for comparison and debugging, with no time limit.
-
+``timeout_seconds=None``. With ``workers >= 1`` items run in ``process_pool.TimedProcessPool``:
+processes with a wall-clock limit per item, items sent in chunks to cut round trips, a stuck
+item's worker killed with its pool (the item ``TIMEOUT``, the others in flight run again).
+``workers=0`` judges in the calling thread, for comparison and debugging, with no time limit.
 The pool is created on first use, reused across batches and closed by ``close()`` (or ``with``).
-Batches from several threads are run one at a time (each batch already uses every worker).
 
 Where we depart from plain ``parse``/``verify``:
 
@@ -44,20 +40,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import multiprocessing
 import os
 import re
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import BaseVerifier, Status, VerifierResult
+from rewardbridge.verifiers.process_pool import TimedProcessPool
 from rewardbridge.verifiers.text import ResponseSlot, check_response_slot, response_slot_text
 
 MatchType = Literal["latex", "expr"]
@@ -186,45 +177,6 @@ def _safe_judge(reference: str, answer: str, config: MathVerifyConfig) -> Verifi
         return VerifierResult.failed(Status.BACKEND_ERROR, f"{type(exc).__name__}: {exc}")
 
 
-def _init_worker() -> None:
-    """Pool worker set-up: import math-verify once; silence its "timeout is disabled" warning
-    (the parent enforces the wall clock)."""
-    import math_verify  # noqa: F401
-
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-
-def _warm_up() -> int:
-    return os.getpid()
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # Takes effect only if no forkserver runs yet; "__main__" is multiprocessing's default.
-        ctx.set_forkserver_preload(["__main__", "math_verify", __name__])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-def _kill(executor: ProcessPoolExecutor) -> None:
-    """Stop an executor now, running items included (ProcessPoolExecutor cannot cancel them;
-    before Python 3.14 its processes are reachable only through the private ``_processes``)."""
-    kill_workers = getattr(executor, "kill_workers", None)  # Python >= 3.14
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    if kill_workers is not None:
-        kill_workers()
-    else:
-        for proc in processes:
-            proc.kill()
-    executor.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        proc.join(timeout=5)
-
-
-Task = tuple[str, str, MathVerifyConfig]
-
-
 class MathVerifier(BaseVerifier):
     """math-verify answer equivalence; 1.0 equivalent, 0.0 not (see the module docstring).
 
@@ -262,12 +214,17 @@ class MathVerifier(BaseVerifier):
         self.response_slot: ResponseSlot = response_slot
         self.workers = workers
         self.timeout = float(timeout)
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._pool = (
+            TimedProcessPool(
+                workers, self.timeout, _init_math_worker, preload=["math_verify", __name__]
+            )
+            if workers
+            else None
+        )
 
     def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
         results: list[VerifierResult | None] = [None] * len(items)
-        tasks: list[Task] = []
+        tasks: list[tuple[str, str, MathVerifyConfig]] = []
         positions: list[int] = []
         for i, item in enumerate(items):
             try:
@@ -280,10 +237,10 @@ class MathVerifier(BaseVerifier):
             answer = response_slot_text(item.response, self.response_slot)
             tasks.append((item.reference, answer, config))
             positions.append(i)
-        if self.workers == 0:
+        if self._pool is None:
             judged = [_safe_judge(*task) for task in tasks]
         else:
-            judged = self._run_in_pool(tasks)
+            judged = self._pool.run(_judge_task, tasks, "math-verify")
         for i, res in zip(positions, judged, strict=True):
             results[i] = res
         return [r for r in results if r is not None]
@@ -294,109 +251,22 @@ class MathVerifier(BaseVerifier):
 
     # -- the pool ---------------------------------------------------------------------------
 
-    def _start_executor(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=_mp_context(), initializer=_init_worker
-        )
-        # Start every worker (and its math-verify import) before any item's clock runs.
-        try:
-            for fut in [executor.submit(_warm_up) for _ in range(self.workers)]:
-                fut.result()
-        except BrokenProcessPool as exc:
-            _kill(executor)
-            raise RuntimeError(
-                "math verifier: worker processes failed to start. A script that judges with "
-                "workers >= 1 must guard its entry point with `if __name__ == '__main__':` "
-                "(multiprocessing re-imports it in each worker), or use workers=0"
-            ) from exc
-        return executor
-
-    def _run_in_pool(self, tasks: Sequence[Task]) -> list[VerifierResult]:
-        """Judge ``tasks`` with at most ``workers`` in flight, each with its own deadline.
-
-        A worker that dies breaks the whole pool, so every item in flight fails with it; those
-        items run again one at a time (so a crashing item cannot take others down twice), and an
-        item that breaks the pool twice is a ``BACKEND_ERROR``.
-        """
-        with self._lock:
-            results: list[VerifierResult | None] = [None] * len(tasks)
-            queue = deque(range(len(tasks)))
-            crashes = [0] * len(tasks)
-            running: dict[Future[VerifierResult], tuple[int, float]] = {}
-            while queue or running:
-                pool_lost = self._submit(tasks, queue, running, crashes)
-                if running:
-                    next_deadline = min(deadline for _, deadline in running.values())
-                    done, _ = wait(
-                        running,
-                        timeout=max(0.0, next_deadline - time.monotonic()),
-                        return_when=FIRST_COMPLETED,
-                    )
-                    for fut in done:
-                        i, _ = running.pop(fut)
-                        try:
-                            results[i] = fut.result()
-                        except BrokenProcessPool:
-                            pool_lost = True
-                            crashes[i] += 1
-                            if crashes[i] < 2:
-                                queue.appendleft(i)
-                            else:
-                                results[i] = VerifierResult.failed(
-                                    Status.BACKEND_ERROR, "math-verify worker process died twice"
-                                )
-                    now = time.monotonic()
-                    for fut, (i, deadline) in list(running.items()):
-                        if deadline <= now and not fut.done():
-                            del running[fut]
-                            results[i] = VerifierResult.failed(
-                                Status.TIMEOUT, f"math-verify took longer than {self.timeout:g} s"
-                            )
-                            pool_lost = True
-                if pool_lost:
-                    # A stuck worker can only be stopped with its pool; the items still in
-                    # flight on it run again on a fresh one (their clocks restart).
-                    queue.extendleft(i for i, _ in running.values())
-                    running.clear()
-                    self._replace_executor()
-            return [r for r in results if r is not None]
-
-    def _submit(
-        self,
-        tasks: Sequence[Task],
-        queue: deque[int],
-        running: dict[Future[VerifierResult], tuple[int, float]],
-        crashes: list[int],
-    ) -> bool:
-        """Fill the free workers from ``queue``; an item that was in a crash runs alone.
-        Returns True if the pool turned out to be broken."""
-        if self._executor is None:
-            self._executor = self._start_executor()
-        if any(crashes[i] > 0 for i, _ in running.values()):
-            return False  # a suspect is running alone
-        while queue and len(running) < self.workers:
-            i = queue[0]
-            solo = crashes[i] > 0
-            if solo and running:
-                break
-            try:
-                fut = self._executor.submit(_safe_judge, *tasks[i])
-            except BrokenProcessPool:
-                return True
-            queue.popleft()
-            running[fut] = (i, time.monotonic() + self.timeout)
-            if solo:
-                break
-        return False
-
-    def _replace_executor(self) -> None:
-        if self._executor is not None:
-            _kill(self._executor)
-            self._executor = None
-        self._executor = self._start_executor()
+    @property
+    def _executor(self) -> Any:  # the live ProcessPoolExecutor (tests kill its workers)
+        return self._pool.executor if self._pool is not None else None
 
     def close(self) -> None:
-        with self._lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+        if self._pool is not None:
+            self._pool.close()
+
+
+def _init_math_worker() -> None:
+    """Pool worker set-up: import math-verify once; silence its "timeout is disabled" warning
+    (the parent enforces the wall clock)."""
+    import math_verify  # noqa: F401
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+def _judge_task(task: tuple[str, str, MathVerifyConfig]) -> VerifierResult:
+    return _safe_judge(*task)
