@@ -46,8 +46,11 @@ def test_probes_are_master_keys_on_this_calls_questions() -> None:
     assert len(probes) == 2  # ceil(0.25 * 8)
     assert {(p.question, p.reference) for p in probes} <= {(i.question, i.reference) for i in ITEMS}
     assert all(p.response.strip() and p.label is False and p.metadata["canary"] for p in probes)
-    assert len(CanaryMonitor(share=0.01).probes(ITEMS)) == 1  # at least one when on
+    assert len(CanaryMonitor(share=0.01).probes(ITEMS)) == 1  # at least one per training step
     assert CanaryMonitor(share=0.0).probes(ITEMS) == []
+    server = CanaryMonitor(share=0.1, min_per_call=0)  # one sample per call: the share holds
+    counts = [len(server.probes(ITEMS[:1])) for _ in range(30)]
+    assert sum(counts) == 3 and max(counts) == 1
 
 
 def test_a_judge_that_says_yes_to_everything_has_canary_fpr_1_and_warns(

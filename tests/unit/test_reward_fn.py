@@ -151,11 +151,24 @@ def test_combine_rewards_keeps_nan_where_any_function_did_not_judge() -> None:
     assert ignored[2].item() == 0.0 and torch.isnan(ignored[1])
 
 
+class Bonus(BaseVerifier):
+    name = "bonus"
+
+    def _verify(self, items: Sequence[JudgeItem]) -> list[VerifierResult]:
+        return [VerifierResult.ok(0.25) for _ in items]
+
+
+def plain_bonus(prompts: Any, completions: Any, **kw: Any) -> list[float]:
+    return [0.25] * len(completions)
+
+
+@pytest.mark.parametrize("second", ["plain", "async"])
 def test_trainer_with_two_reward_functions_keeps_unjudged_out(
-    tiny_model_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path, second: str
 ) -> None:
-    """A second reward function (a format bonus) must not turn an unjudged sample into its
-    bonus alone: the sample stays NaN, gets advantage 0 and counts as unjudged."""
+    """A second reward function (a format bonus; a plain function, or our async adapter, which
+    TRL awaits on its own loop) must not turn an unjudged sample into its bonus alone: the
+    sample stays NaN, gets advantage 0 and counts as unjudged."""
     from rewardbridge.models import load_causal_lm
     from rewardbridge.rewards import compute_advantages
     from rewardbridge.training.config import load_config
@@ -177,9 +190,6 @@ def test_trainer_with_two_reward_functions_keeps_unjudged_out(
                 out.append(VerifierResult.ok(self.n % 3 / 2) if ok else failed)
             return out
 
-    def bonus(prompts: Any, completions: Any, **kw: Any) -> list[float]:
-        return [0.25] * len(completions)
-
     examples = [Example(id=str(i), question=f"Q{i}?", reference=f"r{i}") for i in range(2)]
     config = load_config(None, [
         "--training.output_dir", str(tmp_path / "run"), "--training.prompts_per_step", "2",
@@ -187,6 +197,7 @@ def test_trainer_with_two_reward_functions_keeps_unjudged_out(
         "--logging.report_to", "none", "--training.use_cpu", "true",
         "--model.policy", str(tiny_model_dir),
     ])  # fmt: skip
+    bonus = plain_bonus if second == "plain" else AsyncVerifierReward(Bonus(), name="bonus")
     trainer = build_trainer(config, examples, EveryOther(), policy=load_causal_lm(tiny_model_dir),
                             extra_reward_funcs=[bonus])  # fmt: skip
     rows = list(to_dataset(examples, None))

@@ -2,8 +2,10 @@
 
 The offline audit (``evaluation/audit.py``) says how often a verifier accepts a non-answer
 ("", ".", "Thought process:"; Zhao et al. 2025). ``CanaryMonitor`` asks the same question
-during training or serving: ``probes(items)`` gives ``ceil(share * len(items))`` probes (at
-least one when ``share > 0``), each a master key (or a variant of one, from
+during training or serving: ``probes(items)`` gives ``share * len(items)`` probes on average
+(the fraction carried over to the next call; at least ``min_per_call``, 1 by default so that
+every training step has some, 0 for a server answering one sample at a time), each a master
+key (or a variant of one, from
 ``rewardbridge.data.master_keys``) as the response to the question and reference of a random
 item of this very call; the caller appends them to its verifier batch, and hands their results
 to ``observe``, never to the policy. A probe is wrong by construction, so a judged probe
@@ -80,6 +82,7 @@ class CanaryMonitor:
         seed: int = 0,
         probes: Sequence[Probe] | None = None,
         warn_every: int = 10,
+        min_per_call: int = 1,
     ) -> None:
         if not 0 <= share <= 1:
             raise ValueError(f"share must be in [0, 1], got {share}")
@@ -97,6 +100,8 @@ class CanaryMonitor:
         self.min_probes = min_probes
         self.threshold = threshold
         self.warn_every = warn_every
+        self.min_per_call = min_per_call
+        self._credit = 0.0  # the fraction of a probe owed from earlier calls
         self.history: list[CanaryStep] = []
         self.exceeded = 0  # checks above max_fpr
         self.should_stop = False
@@ -105,14 +110,19 @@ class CanaryMonitor:
         self._lock = threading.Lock()
         self._calls = 0
 
-    def count(self, n_items: int) -> int:
-        """Probes to add to a call judging ``n_items``."""
-        return math.ceil(self.share * n_items) if self.share > 0 and n_items else 0
+    def _count(self, n_items: int) -> int:
+        """Probes to add to a call judging ``n_items`` (call with the lock held)."""
+        if self.share == 0 or n_items == 0:
+            return 0
+        self._credit += self.share * n_items
+        owed = math.floor(self._credit + 1e-9)  # 10 x 0.1 is one probe, not 0.999...
+        self._credit = max(0.0, self._credit - owed)
+        return max(owed, self.min_per_call)
 
     def probes(self, items: Sequence[JudgeItem]) -> list[JudgeItem]:
         """The probes for this call: keys as responses to random questions of ``items``."""
-        n = self.count(len(items))
         with self._lock:
+            n = self._count(len(items))
             self._calls += 1
             picks = [(self._rng.choice(items), self._rng.choice(self.pool)) for _ in range(n)]
             call = self._calls

@@ -6,9 +6,9 @@ Endpoints: ``POST /v1/judge`` (native batch), ``POST /get_reward`` (OpenRLHF rem
 bearer token (401). Invalid bodies get FastAPI's 422 whose ``loc`` names the field.
 
 Hooks where results come back (``hooked_verify``, in the batcher's worker thread, off the event
-loop): ``record_path`` appends every judgment as a distillation record
-(``judging.recorder``); ``canary_share`` adds master-key probes to each batch
-(``judging.canaries``), whose false-positive rate ``/health`` reports; clients never see them.
+loop): ``record_path`` appends every judgment as a distillation record (``judging.recorder``);
+``canary_share`` adds that share of master-key probes to the batches (``judging.canaries``),
+whose false-positive rate ``/health`` reports; clients never see them.
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ def create_app(verifier: Verifier, config: ServerConfig | None = None) -> FastAP
     recorder = JudgmentRecorder(config.record_path) if config.record_path else None
     canaries = None
     if config.canary_share > 0:
-        canaries = CanaryMonitor(share=config.canary_share, max_fpr=config.canary_max_fpr)
+        canaries = CanaryMonitor(
+            share=config.canary_share, max_fpr=config.canary_max_fpr, min_per_call=0
+        )
     batcher = DynamicBatcher(
         hooked_verify(verifier, recorder, canaries),
         max_batch_size=config.max_batch_size,
