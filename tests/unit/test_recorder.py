@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+from fakes.loopback import loopback_server as serve_app
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.judging.recorder import RECORD_ENV, JudgmentRecorder, judgment_key
 from rewardbridge.verifiers.base import Status, VerifierResult
@@ -159,23 +158,8 @@ class Judge:
 def loopback_server(verifier: Judge, **config: object) -> Iterator[str]:
     from rewardbridge.serving.app import ServerConfig, create_app
 
-    app = create_app(verifier, ServerConfig(**config))  # type: ignore[arg-type]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("loopback server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(create_app(verifier, ServerConfig(**config))) as url:  # type: ignore[arg-type]
+        yield url
 
 
 def test_serve_record_under_a_burst_writes_one_record_per_judgment(tmp_path: Path) -> None:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from fakes.loopback import loopback_server as serve_app
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.serving.app import ServerConfig, create_app
 from rewardbridge.serving.schema import (
@@ -255,23 +254,8 @@ def test_default_bind_is_loopback() -> None:
 
 @contextmanager
 def loopback_server(verifier: ContainsDouble, **config: object) -> Iterator[str]:
-    app = create_app(verifier, ServerConfig(**config))  # type: ignore[arg-type]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("loopback server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(create_app(verifier, ServerConfig(**config))) as url:  # type: ignore[arg-type]
+        yield url
 
 
 def test_burst_of_concurrent_openrlhf_requests_gets_one_answer_each_in_order() -> None:
