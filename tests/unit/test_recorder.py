@@ -197,3 +197,20 @@ def test_serve_record_under_a_burst_writes_one_record_per_judgment(tmp_path: Pat
     asked = {i for k in range(n_requests) for i in (k, k + 1000, (k % 40) + 2000)}
     assert {r["question"] for r in rows} == {f"q{i}?" for i in asked}
     assert health["recorded"] <= distinct
+
+
+def test_each_training_process_records_to_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewardbridge.training.config import load_config
+    from rewardbridge.training.rl import _recorder
+
+    config = load_config(None, ["--logging.record_judgments", str(tmp_path / "j.jsonl")])
+    single = _recorder(config)
+    assert single is not None and single.path == tmp_path / "j.jsonl"
+    single.close()
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("RANK", "3")
+    ranked = _recorder(config)
+    assert ranked is not None and ranked.path == tmp_path / "j.rank3.jsonl"
+    ranked.close()

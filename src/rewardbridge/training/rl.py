@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,11 +251,18 @@ def train(
 
 
 def _recorder(config: RunConfig) -> JudgmentRecorder | None:
+    """Each process judges its own completions; with several (accelerate, torchrun) each writes
+    ``FILE.rank<N>.jsonl`` of its own, since concurrent appends of long lines may interleave.
+    (``cat`` them into one file: the store keeps the first record of a repeated id.)"""
     if config.logging.record_judgments is None:
         return None
     from rewardbridge.judging.recorder import JudgmentRecorder
 
-    return JudgmentRecorder(config.logging.record_judgments)
+    path = Path(config.logging.record_judgments)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        rank = int(os.environ.get("RANK", "0"))
+        path = path.with_name(f"{path.stem}.rank{rank}{path.suffix or '.jsonl'}")
+    return JudgmentRecorder(path)
 
 
 def _canaries(config: RunConfig, verifier: Verifier) -> CanaryMonitor | None:
