@@ -127,3 +127,27 @@ def test_server_canaries_are_reported_by_health_and_invisible_to_clients() -> No
         health = client.get("/health").json()
     assert len(response["results"]) == 8
     assert health["canaries"]["probes"] == 2 and health["canaries"]["fpr"] == 1.0
+
+
+def test_stop_callback_stops_the_trainer_also_under_torch_distributed(tmp_path: Any) -> None:
+    import torch
+    import torch.distributed as dist
+    from transformers import TrainerControl
+
+    from rewardbridge.training.trainer import CanaryStopCallback
+
+    class Args:
+        device = torch.device("cpu")
+
+    monitor = CanaryMonitor(share=0.5, on_exceed="stop", min_probes=1)
+    callback = CanaryStopCallback(monitor)
+    control = TrainerControl()
+    callback.on_step_end(Args(), None, control)
+    assert not control.should_training_stop
+    monitor.observe(SaysYes().verify(monitor.probes(ITEMS)))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        callback.on_step_end(Args(), None, control)  # the all-reduce path (a group of one)
+    finally:
+        dist.destroy_process_group()
+    assert control.should_training_stop

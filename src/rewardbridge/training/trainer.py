@@ -196,11 +196,18 @@ class MetricsCallback(TrainerCallback):
 
 class CanaryStopCallback(TrainerCallback):
     """Ends training after the step whose canary FPR crossed ``max_fpr`` (``on_exceed: stop``);
-    the final model is still saved, ``train`` reports the stop."""
+    the final model is still saved, ``train`` reports the stop. With several processes (each
+    probes its own judge calls) all stop when any one does, so none waits on the others."""
 
     def __init__(self, monitor: CanaryMonitor) -> None:
         self.monitor = monitor
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if self.monitor.should_stop:
+        stop = self.monitor.should_stop
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([float(stop)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+            self.monitor.should_stop = stop
+        if stop:
             control.should_training_stop = True
