@@ -1,6 +1,8 @@
 """Seconds per RL step on this machine, split into generation, verification and update, for
 the embedded generative judge with and without prefix sharing (and the Jaccard rule reward as
-the no-judge baseline).
+the no-judge baseline, the quickstart's), each at each ``--dtypes`` entry: the policy (and the
+judge) loaded in float32 or bfloat16 (``model.dtype``; LoRA adapters stay float32). Results are
+named ``"<configuration>@<dtype>"``.
 
 Each configuration trains the embedded SmolLM2-135M policy (LoRA, RLOO) for a few steps with
 the same seed and sizes; the first step is a warm-up and is not counted (median of the others;
@@ -8,7 +10,7 @@ with --quick, 2 steps and both are counted). Times come from the run's metrics.j
 generation = TRL's rollout (sampling, reference log-probs) minus the reward call,
 verification = the reward call, update = the optimizer step's remaining time.
 
-    python benchmarks/train_step.py [--quick] [--steps N] [--json OUT]
+    python benchmarks/train_step.py [--quick] [--steps N] [--dtypes float32,bfloat16] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,15 +32,17 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def measure(
     name: str, verifier: str, options: dict[str, Any], *, steps: int, prompts: int, tokens: int,
-    threads: int, out: Path,
+    threads: int, out: Path, dtype: str,
 ) -> dict[str, Any]:  # fmt: skip
     from rewardbridge.training.config import config_from_dict
     from rewardbridge.training.metrics import read_metrics
     from rewardbridge.training.rl import train
 
+    judge_options = options | ({"dtype": dtype} if verifier == "generative" else {})
     config = config_from_dict(
         {
-            "verifier": {"name": verifier, "options": options},
+            "model": {"dtype": dtype},
+            "verifier": {"name": verifier, "options": judge_options},
             "algorithm": {"estimator": "rloo"},
             "generation": {"num_generations": 4, "max_completion_length": tokens},
             "training": {
@@ -48,9 +52,9 @@ def measure(
             "logging": {"report_to": []},
         }
     )  # fmt: skip
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     train(config)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     rows = read_metrics(out / "metrics.jsonl")
     counted = rows[1:] if len(rows) > 2 else rows
 
@@ -60,7 +64,8 @@ def measure(
     step = med("time_step_s")
     parts = {k: med(f"time_{k}_s") for k in ("generation", "verification", "update")}
     return {
-        "config": name, "steps_counted": len(counted), "seconds_per_step": step,
+        "config": f"{name}@{dtype}", "dtype": dtype, "steps_counted": len(counted),
+        "seconds_per_step": step, "cpu_s_total": cpu,
         **{f"{k}_s": v for k, v in parts.items()},
         **{f"{k}_share": v / step for k, v in parts.items()},
         "unjudged_per_step": statistics.mean(r.get("unjudged", 0.0) for r in counted),
@@ -76,23 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=32, help="max completion tokens")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="run only these")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, name in enumerate(args.only or CONFIGS):
+        runs = [(name, dtype) for name in args.only or CONFIGS for dtype in args.dtypes.split(",")]
+        for i, (name, dtype) in enumerate(runs):
             verifier, options = CONFIGS[name]
             results.append(
                 measure(name, verifier, options, steps=steps, prompts=args.prompts,
-                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i))
+                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype)
             )  # fmt: skip
     print(
-        f"{'configuration':32s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
+        f"{'configuration':42s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
     )
     for r in results:
         print(
-            f"{r['config']:32s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
+            f"{r['config']:42s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
             f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
         )
     if args.json is not None:

@@ -1,70 +1,52 @@
 """Generative verifier throughput on the embedded SmolLM2-135M judge: judgments per second.
 
-64 items (16 questions x 4 one-line responses) with the paper's template: a ~200-token
-instruction block (system message and template head), a 60-token question (a bundled sample
-question cut to 60 tokens), a one-line response and reference. Methods, all on the same items:
+Workloads (``judge_workloads.py``): ``sample64`` (16 questions x 4 one-line responses, the
+64-item benchmark), ``rl`` (8 questions x 8 samples of the embedded policy, final step) and
+``long`` (VerifyBench-shaped: whole reference solutions, full and repeated chains of thought,
+some past the judge's context). Methods, each at each ``--dtypes`` entry, named
+``"<method>@<dtype>"``, all through ``TransformersBackend.first_tokens`` on the same items:
 
-- ``one_at_a_time``: one prompt per forward (no batching);
-- ``batched``: left-padded batches of 16, last-position logits only (``prefix_sharing=False``);
+- ``one_at_a_time``: one conversation per call (no batching);
+- ``batched``: token-budget batches, last-position logits only (``prefix_sharing=False``);
 - ``prefix_shared``: the same, with the KV cache of shared prompt prefixes computed once;
-- ``generate_parse``: what frameworks often do: ``model.generate`` a few tokens (greedy, batches
-  of 16) and parse YES/NO from the text.
+- ``vllm_server`` (when the integration tier's vLLM environment exists, or ``--vllm-python``):
+  vLLM's CPU server (bf16, its prefix caching on) started by this run, asked through our
+  ``OpenAIBackend`` (one max_tokens=1 completion with logprobs per item, bounded concurrency).
 
-Achieved GFLOP/s = FLOPs / time with FLOPs = 2 x (non-embedding parameters) per prompt token
-actually computed (padding and tokens reused from a shared prefix not counted) + 2 x (vocab x
-hidden) per position whose logits are computed; it is compared with the fp32 matmul peak measured
-in the same run (``torch.matmul`` of two 2048 x 2048 matrices). The prefix-shared probabilities
-are checked against the batched ones (max abs difference reported).
+GFLOP/s = FLOPs / time with FLOPs = 2 x (non-embedding parameters) per prompt token computed
+(padding and tokens reused from a shared prefix not counted; for vLLM every prompt token, its
+cache hits unknown) + 2 x (vocab x hidden) per read-out; ``matmul_peak_gflops`` is a 2048 x
+2048 ``torch.matmul`` per dtype in the same run. ``tokens_per_s`` counts the prompt tokens of
+the judged items per second. Prompts over the context come back TOO_LONG and are counted.
+On a shared CPU, compare ``judgments_per_cpu_s`` (CPU seconds of this process; with
+``--threads 1`` that is the compute itself, without OpenMP spin-waiting); vLLM's work happens
+in its own processes, so it has wall-clock rates only.
 
-    python benchmarks/verifier_throughput.py [--quick] [--json OUT]
+    python benchmarks/verifier_throughput.py [--quick] [--workloads sample64,rl,long] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
-import re
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rewardbridge.data.loaders import load_sample_examples
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import judge_workloads
 from rewardbridge.verifiers.backends.transformers_backend import TransformersBackend
-from rewardbridge.verifiers.prompts import render_judge_messages
+from rewardbridge.verifiers.base import Status, VerifierResult
 
-QUESTION_TOKENS = 60
-_VERDICT = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
-
-
-def make_conversations(tokenizer: Any, n_questions: int) -> list[list[dict[str, str]]]:
-    """n_questions x 4 judge conversations; questions are sample questions cut to 60 tokens."""
-    examples = [
-        e
-        for e in load_sample_examples(limit=2000)
-        if len(tokenizer.encode(e.question, add_special_tokens=False)) >= QUESTION_TOKENS
-    ][:n_questions]
-    if len(examples) < n_questions:
-        raise SystemExit(f"only {len(examples)} sample questions have {QUESTION_TOKENS} tokens")
-    conversations = []
-    for i, ex in enumerate(examples):
-        ids = tokenizer.encode(ex.question, add_special_tokens=False)[:QUESTION_TOKENS]
-        question = tokenizer.decode(ids)
-        wrong = examples[(i + 1) % len(examples)].reference
-        for response in (
-            f"Therefore, the answer is {ex.reference}.",
-            f"Therefore, the answer is {wrong}.",
-            f"The answer is {ex.reference}",
-            "I am not sure about this one.",
-        ):
-            conversations.append(render_judge_messages(question, ex.reference, response))
-    return conversations
+REPO = Path(__file__).resolve().parents[1]
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -74,113 +56,190 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def timed(run: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    out = run()
-    return out, time.perf_counter() - start
+def find_vllm_python(given: str | None) -> Path | None:
+    """--vllm-python, else the integration tier's side environment (tests/integration)."""
+    if given == "none":
+        return None
+    if given:
+        return Path(given)
+    ready = sorted(glob.glob(str(REPO / ".cache" / "side-envs" / "vllm-*" / ".ready")))
+    return Path(ready[-1]).parent / "bin" / "python" if ready else None
+
+
+def start_vllm(python: Path, model_dir: str, log: Path) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "integration_servers", REPO / "tests" / "integration" / "servers.py"
+    )
+    assert spec is not None and spec.loader is not None
+    servers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(servers)
+    server = servers.vllm_server(python, Path(model_dir), log)
+    context = server.command.index("--max-model-len") + 1
+    server.command[context] = "8192"
+    return server.start()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 questions x 4 responses")
+    parser.add_argument("--quick", action="store_true", help="4 x 4 sample items, 8 rl, 6 long")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--new-tokens", type=int, default=3, help="generate_parse: tokens")
+    parser.add_argument("--workloads", default="sample64,rl,long")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--methods", default="batched,prefix_shared", help="+ one_at_a_time")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per forward, at most")
+    parser.add_argument("--max-batch-tokens", type=int, default=8192)
+    parser.add_argument("--long-items", type=int, default=48)
+    parser.add_argument("--rl-tokens", type=int, default=256, help="which policy-sample file")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument(
-        "--methods",
-        default="one_at_a_time,batched,prefix_shared,generate_parse",
-        help="comma-separated subset to run (batched is always run: the baseline)",
-    )
+    parser.add_argument("--vllm-python", help="python of a vLLM env (default: detect; 'none')")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    wanted = set(args.methods.split(",")) | {"batched"}
+    dtypes = args.dtypes.split(",")
+    methods = args.methods.split(",")
 
-    backend = TransformersBackend(device="cpu", batch_size=args.batch_size)
-    model, tokenizer = backend.model, backend.tokenizer
-    config = model.config
-    head_flops = 2 * config.vocab_size * config.hidden_size  # per position read out
-    body_params = (
-        sum(p.numel() for p in model.parameters()) - config.vocab_size * config.hidden_size
-    )
-    conversations = make_conversations(tokenizer, 4 if args.quick else 16)
-    prompts = [backend.encode(c) for c in conversations]
-    n = len(prompts)
-    print(
-        f"{n} items; prompt tokens: mean {sum(map(len, prompts)) / n:.0f}, "
-        f"non-embedding params {body_params / 1e6:.1f}M; torch threads {torch.get_num_threads()}"
-    )
-    backend.last_logprobs(prompts[:2], prefix_sharing=False)  # warm-up
-
-    methods: dict[str, dict[str, float]] = {}
-
-    def record(name: str, seconds: float, tokens: int, readouts: int) -> None:
-        flops = 2 * body_params * tokens + head_flops * readouts
-        methods[name] = {"judgments_per_s": n / seconds, "gflops": flops / seconds / 1e9}
-        print(
-            f"{name:15s} {n / seconds:7.2f} judgments/s  {flops / seconds / 1e9:7.1f} GFLOP/s "
-            f"({seconds:.1f} s, {tokens} tokens computed)",
-            flush=True,
+    backends = {
+        d: TransformersBackend(
+            device="cpu",
+            batch_size=args.batch_size,
+            dtype=d,
+            max_batch_tokens=args.max_batch_tokens,
         )
+        for d in dtypes
+    }
+    first = backends[dtypes[0]]
+    config = first.model.config
+    head_flops = 2 * config.vocab_size * config.hidden_size
+    body_params = sum(p.numel() for p in first.model.parameters()) - head_flops // 2
+    quick = args.quick
+    builders = {
+        "sample64": lambda: judge_workloads.sample64(first.tokenizer, 4 if quick else 16),
+        "rl": lambda: judge_workloads.rl(args.rl_tokens)[: 8 if quick else None],
+        "long": lambda: judge_workloads.long(6 if quick else args.long_items),
+    }
+    workloads = {name: builders[name]() for name in args.workloads.split(",")}
+    report: dict[str, Any] = {"workloads": {}, "torch_threads": torch.get_num_threads()}
+    report["matmul_peak_gflops"] = {d: matmul_peak_gflops(getattr(torch, d)) for d in dtypes}
+    print(f"matmul peak GFLOP/s: {report['matmul_peak_gflops']}", flush=True)
+    for backend in backends.values():  # warm-up
+        backend.first_tokens(workloads[next(iter(workloads))][:2])
 
-    def plain_one_by_one() -> None:
-        for p in prompts:
-            backend.last_logprobs([p], prefix_sharing=False)
+    vllm_python = find_vllm_python(args.vllm_python)
+    server = None
+    if vllm_python is not None and vllm_python.exists():
+        from rewardbridge.models import resolve_model
+        from rewardbridge.verifiers.backends.openai_backend import OpenAIBackend
 
-    for name, run, share in (
-        ("one_at_a_time", plain_one_by_one, False),
-        ("batched", lambda: backend.last_logprobs(prompts, prefix_sharing=False), False),
-        ("prefix_shared", lambda: backend.last_logprobs(prompts, prefix_sharing=True), True),
-    ):
-        if name not in wanted:
-            continue
-        backend.tokens_computed = 0
-        out, seconds = timed(run)
-        record(name, seconds, backend.tokens_computed, n)
-        if name == "batched":
-            batched = out
-        if share:
-            diff = (out.exp() - batched.exp()).abs().max().item()
-            print(f"  prefix_shared vs batched: max |p difference| = {diff:.2e}")
+        log = Path("/tmp") / f"vllm_throughput_{int(time.time())}.log"
+        print(f"starting vLLM ({vllm_python}), log {log}", flush=True)
+        server = start_vllm(vllm_python, resolve_model(None), log)
+        remote = OpenAIBackend([server.url], served_model="judge", max_concurrency=64)
+        remote.first_tokens(judge_workloads.sample64(first.tokenizer, 2))  # warm-up, other items
 
-    def generate_parse() -> tuple[int, int, int]:
-        parsed = tokens = readouts = 0
-        for start in range(0, n, args.batch_size):
-            chunk = prompts[start : start + args.batch_size]
-            ids, mask = backend._pad_left(chunk)
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=args.new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
+    try:
+        for name, conversations in workloads.items():
+            lengths = [len(first.encode(c)) for c in conversations]
+            fits = [n for n in lengths if first.context_length is None or n <= first.context_length]
+            info: dict[str, Any] = {
+                "items": len(conversations),
+                "prompt_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths)},
+                "too_long": len(lengths) - len(fits),
+                "methods": {},
+            }
+            print(
+                f"\n{name}: {len(conversations)} items, mean {info['prompt_tokens']['mean']:.0f}"
+                f" tokens, max {max(lengths)}, {info['too_long']} over the context",
+                flush=True,
+            )
+            probs: dict[str, Any] = {}
+
+            def flops(tokens: int, n: int = len(conversations)) -> float:
+                return 2 * body_params * tokens + head_flops * n
+
+            for dtype, backend in backends.items():
+                for method in methods:
+                    backend.prefix_sharing = method == "prefix_shared"
+                    backend.tokens_computed = 0
+                    start, cpu = time.perf_counter(), time.process_time()
+                    if method == "one_at_a_time":
+                        answers = [backend.first_tokens([c])[0] for c in conversations]
+                    else:
+                        answers = backend.first_tokens(conversations)
+                    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+                    info["methods"][f"{method}@{dtype}"] = measured(
+                        f"{method}@{dtype}", seconds, backend.tokens_computed, answers, fits, flops
+                    ) | {"cpu_s": cpu, "judgments_per_cpu_s": len(answers) / cpu}
+                    probs[f"{method}@{dtype}"] = answers
+            if server is not None:
+                start = time.perf_counter()
+                answers = remote.first_tokens(conversations)
+                seconds = time.perf_counter() - start
+                info["methods"]["vllm_server"] = measured(
+                    "vllm_server", seconds, sum(fits), answers, fits, flops
                 )
-            new = out[:, ids.shape[1] :]
-            steps = new.shape[1]
-            tokens += int(mask.sum()) + len(chunk) * (steps - 1)
-            readouts += len(chunk) * steps
-            for text in tokenizer.batch_decode(new, skip_special_tokens=True):
-                parsed += bool(_VERDICT.search(text))
-        return parsed, tokens, readouts
-
-    if "generate_parse" in wanted:
-        (parsed, tokens, readouts), seconds = timed(generate_parse)
-        record("generate_parse", seconds, tokens, readouts)
-        print(f"  generate_parse found YES/NO in {parsed}/{n} generations")
-
-    peak = matmul_peak_gflops()
-    print(f"matmul peak     {peak:7.1f} GFLOP/s (fp32 2048x2048)")
-    for name, result in methods.items():
-        ratio = result["judgments_per_s"] / methods["batched"]["judgments_per_s"]
-        print(f"{name} / batched = {ratio:.2f}x judgments/s")
+                probs["vllm_server"] = answers
+            info["agreement_with_" + f"batched@{dtypes[0]}"] = agreement(
+                probs, f"batched@{dtypes[0]}"
+            )
+            report["workloads"][name] = info
+    finally:
+        if server is not None:
+            server.stop()
+    if "sample64" in report["workloads"]:
+        report["methods"] = report["workloads"]["sample64"]["methods"]  # the 64-item headline
+        base_rate = report["methods"][f"batched@{dtypes[0]}"]["judgments_per_s"]
+        for method, row in report["methods"].items():
+            ratio = row["judgments_per_s"] / base_rate
+            print(f"{method} / batched@{dtypes[0]} = {ratio:.2f}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"methods": methods, "matmul_peak_gflops": peak}, indent=2) + "\n"
-        )
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def measured(
+    method: str, seconds: float, tokens: int, answers: list[Any], fits: list[int], flops: Any
+) -> dict[str, float]:
+    too_long = sum(isinstance(a, VerifierResult) and a.status is Status.TOO_LONG for a in answers)
+    row = {
+        "judgments_per_s": len(answers) / seconds,
+        "gflops": flops(tokens) / seconds / 1e9,
+        "tokens_per_s": sum(fits) / seconds,
+        "seconds": seconds,
+        "too_long": too_long,
+    }
+    print(
+        f"  {method:24s} {row['judgments_per_s']:7.2f} judgments/s {row['gflops']:7.1f} GFLOP/s "
+        f"{row['tokens_per_s']:8.0f} tok/s ({seconds:.1f} s, {too_long} too long)",
+        flush=True,
+    )
+    return row
+
+
+def agreement(answers: dict[str, list[Any]], base: str) -> dict[str, dict[str, float]]:
+    """Per method: share of items with the base's first token, and the max |p(YES-side)| gap."""
+    from rewardbridge.verifiers.judgment import PAPER_WORDS, judgment_probabilities
+
+    def p_yes(a: Any) -> float | None:
+        if isinstance(a, VerifierResult):
+            return None
+        return judgment_probabilities(a, PAPER_WORDS)[0]
+
+    out = {}
+    for method, rows in answers.items():
+        pairs = [
+            (a, b)
+            for a, b in zip(answers[base], rows, strict=True)
+            if not isinstance(a, VerifierResult) and not isinstance(b, VerifierResult)
+        ]
+        gaps = [abs((p_yes(a) or 0.0) - (p_yes(b) or 0.0)) for a, b in pairs]
+        out[method] = {
+            "same_first_token": sum(a.chosen == b.chosen for a, b in pairs) / max(len(pairs), 1),
+            "max_p_yes_diff": max(gaps, default=0.0),
+        }
+    return out
 
 
 if __name__ == "__main__":
