@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-slow check format bench distill-demo clean
+.PHONY: setup demo test test-unit test-slow test-integration side-envs check format bench distill-demo clean
 
 setup: $(STAMP)
 
@@ -23,13 +23,21 @@ demo: setup
 	$(BIN)/rewardbridge demo
 
 test: setup
-	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not slow and not integration" $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test-slow: setup
 	$(BIN)/python -m pytest tests -m slow $(PYTEST_ARGS)
+
+# The real programs (vLLM, verl, OpenRLHF) in pinned side environments built from PyPI into
+# .cache/side-envs/ (reused while their pins are unchanged), on 127.0.0.1. docs/backends.md.
+side-envs: setup
+	$(BIN)/python tests/integration/side_envs.py vllm verl openrlhf
+
+test-integration: side-envs
+	$(BIN)/python -m pytest tests/integration -m integration --durations=0 $(PYTEST_ARGS)
 
 check: setup
 	$(BIN)/ruff check src tests benchmarks
