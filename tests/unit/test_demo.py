@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from rewardbridge.data.example import Example
 from rewardbridge.data.loaders import load_examples
 from rewardbridge.experiments.demo import (
@@ -12,6 +14,7 @@ from rewardbridge.experiments.demo import (
     demo_config,
     format_report,
     format_summary,
+    named_option,
     score_answers,
 )
 from rewardbridge.verifiers.registry import build_verifier
@@ -40,7 +43,10 @@ def test_the_bundled_data_has_a_license_and_enough_questions() -> None:
 
 
 def test_an_answer_is_scored_four_ways() -> None:
-    ex = Example(id="q", question="Which? A. Aspirin B. Heparin", reference="Heparin")
+    ex = Example(
+        id="q", question="Which? A. Aspirin B. Heparin", reference="Heparin",
+        metadata={"options": {"A": "Aspirin", "B": "Heparin"}, "answer_idx": "B"},
+    )  # fmt: skip
     answers = [
         "Heparin thins the blood.\nTherefore, the answer is Heparin.",  # right, formatted
         "Therefore, the answer is Aspirin or Heparin",  # a list: not exact, contains says yes
@@ -55,15 +61,26 @@ def test_an_answer_is_scored_four_ways() -> None:
     assert s["rule"] == [1.0, 1.0, 1.0, None]
     assert s["verifier"][0] == 1.0 and s["verifier"][3] is None
     assert s["formatted"] == [True, True, False, False]
+    assert s["choice"] == [1.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "named"),
+    [("Heparin", "B"), ("B", "B"), ("b. heparin", "B"), ("(B) Heparin.", "B"), ("A: Aspirin", "A"),
+     ("B. Aspirin", None), ("Aspirin or Heparin", None), ("", None), ("C", None)],
+)  # fmt: skip
+def test_named_option(answer: str, named: str | None) -> None:
+    assert named_option(answer, {"A": "Aspirin", "B": "Heparin"}) == named
 
 
 def test_summary_and_report_show_the_gain_and_its_interval() -> None:
     ev = HeldoutEval(
         exact=[1.0, 0.0], verifier=[1.0, None], rule=[1.0, 0.0], formatted=[True, False],
-        lengths=[10, 20], unjudged=1,
+        choice=[1.0, 1.0], lengths=[10, 20], unjudged=1,
     )  # fmt: skip
     d = ev.as_dict()
     assert d["accuracy"] == 0.5 and d["verifier_accuracy"] == 0.5 and d["unjudged"] == 1
+    assert d["choice_accuracy"] == 1.0
     summary = {
         "recipe": "r.yaml", "seed": 1, "verifier": "jaccard", "verifier_options": {},
         "estimator": "rloo", "steps": 2, "completions": 8, "train_questions": 5,

@@ -31,15 +31,40 @@ from pathlib import Path
 from typing import Any
 
 from rewardbridge.data.example import Example, JudgeItem
+from rewardbridge.experiments.demo_report import format_report, format_summary
 from rewardbridge.training.config import RunConfig, load_config
 from rewardbridge.verifiers.base import Verifier
-from rewardbridge.verifiers.text import extract_answer, final_step
+from rewardbridge.verifiers.text import extract_answer, final_step, normalize_text
+
+__all__ = [
+    "DemoResult",
+    "HeldoutEval",
+    "demo_config",
+    "format_report",
+    "format_summary",
+    "run_demo",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RECIPE = Path("recipes/quickstart-cpu.yaml")
 EVAL_BATCH_SIZE = 25  # held-out prompts per greedy generation batch (speed only)
 ANSWER_MARKER = re.compile(r"the\s+(?:final\s+)?answer\s+is", re.IGNORECASE)
+_LETTER_PREFIX = re.compile(r"^\(?([a-z])\s*[.):]\s*(.*)$")
+
+
+def named_option(answer: str, options: dict[str, str]) -> str | None:
+    """The one option (its letter) that an extracted final answer names: the letter alone, the
+    option text, or both ("C. Chorea", "(C) Chorea"); None when it names none or several."""
+    a = normalize_text(answer)
+    texts = {k: normalize_text(v) for k, v in options.items()}
+    prefix = _LETTER_PREFIX.match(a)
+    hits = {
+        k
+        for k, t in texts.items()
+        if a in (k.lower(), t) or (prefix is not None and prefix.groups() == (k.lower(), t))
+    }
+    return hits.pop() if len(hits) == 1 else None
 
 
 def demo_config(
@@ -69,6 +94,7 @@ class HeldoutEval:
     verifier: list[float | None]  # the training verifier's score, None = unjudged
     rule: list[float | None]  # the contains rule check, None = unjudged
     formatted: list[bool]  # the final step holds "the answer is"
+    choice: list[float | None]  # 1/0: the answer names the right option; None: no options
     lengths: list[int]  # answer length in tokens
     unjudged: int
 
@@ -82,6 +108,9 @@ class HeldoutEval:
             "verifier_mean_score": sum(judged) / len(judged) if judged else None,
             "rule_accuracy": sum(1 for s in self.rule if s is not None and s >= 0.5) / n,
             "format_rate": sum(self.formatted) / n,
+            "choice_accuracy": sum(c for c in self.choice if c is not None) / n
+            if any(c is not None for c in self.choice)
+            else None,
             "mean_answer_tokens": sum(self.lengths) / n,
             "unjudged": self.unjudged,
         }
@@ -94,7 +123,9 @@ def score_answers(
     exact: Verifier,
     rule: Verifier,
 ) -> tuple[list[JudgeItem], dict[str, list[Any]]]:
-    """Judge one answer per example by the three verifiers; the format is a regex."""
+    """Judge one answer per example by the three verifiers; the format is a regex; ``choice``:
+    whether the answer names the right option in any form (examples with ``options`` and
+    ``answer_idx`` in their metadata), to tell picking the right option from writing it."""
     items = [
         JudgeItem(id=ex.id, question=ex.question, reference=ex.reference, response=resp)
         for ex, resp in zip(examples, responses, strict=True)
@@ -104,7 +135,15 @@ def score_answers(
         "verifier": [r.score for r in verifier.verify(items)],
         "rule": [r.score for r in rule.verify(items)],
         "formatted": [bool(ANSWER_MARKER.search(final_step(resp))) for resp in responses],
+        "choice": [_choice(ex, resp) for ex, resp in zip(examples, responses, strict=True)],
     }
+
+
+def _choice(example: Example, response: str) -> float | None:
+    options, letter = example.metadata.get("options"), example.metadata.get("answer_idx")
+    if not isinstance(options, dict) or not letter:
+        return None
+    return float(named_option(extract_answer(response), options) == letter)
 
 
 def evaluate_heldout(
@@ -144,6 +183,7 @@ def evaluate_heldout(
                 "verifier": s["verifier"][i],
                 "rule": s["rule"][i],
                 "formatted": s["formatted"][i],
+                "choice": s["choice"][i],
             }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return HeldoutEval(
@@ -151,6 +191,7 @@ def evaluate_heldout(
         verifier=s["verifier"],
         rule=s["rule"],
         formatted=s["formatted"],
+        choice=s["choice"],
         lengths=lengths,
         unjudged=sum(x is None for x in s["exact"]),
     )
@@ -235,6 +276,10 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
         [float(s is not None and s >= 0.5) for s in after.verifier],
         seed=config.training.seed,
     )
+    choice_gain = None
+    if b_choice := [c for c in before.choice if c is not None]:
+        a_choice = [c for c in after.choice if c is not None]
+        choice_gain = paired_bootstrap(b_choice, a_choice, seed=config.training.seed)
     rows = read_metrics(result.metrics_path)
     b, a = before.as_dict(), after.as_dict()
     plot = plot_metrics(
@@ -267,6 +312,9 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
             "gain": gain.gain,
             "gain_ci95": [gain.low, gain.high],
             "verifier_gain_ci95": [verifier_gain.low, verifier_gain.high],
+            "choice_gain_ci95": None
+            if choice_gain is None
+            else [choice_gain.low, choice_gain.high],
             "changed_to_correct": sum(
                 x < y for x, y in zip(before.exact, after.exact, strict=True)
             ),
@@ -289,85 +337,3 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
 
 def _short(d: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())
-
-
-def _window(values: Sequence[float | None], first: bool, k: int = 5) -> float | None:
-    vals = [v for v in values if v is not None]
-    part = vals[:k] if first else vals[-k:]
-    return sum(part) / len(part) if part else None
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The console table: held-out before/after with the gain's interval, the reward curve."""
-
-    def pct(x: float | None) -> str:
-        return "    -" if x is None else f"{100 * x:5.1f}"
-
-    h = summary["heldout"]
-    b, a = h["before"], h["after"]
-    low, high = h["gain_ci95"]
-    curve = summary["reward_curve"]
-    first, last = _window(curve, True), _window(curve, False)
-    reward = "-" if first is None or last is None else f"{first:.3f} -> {last:.3f}"
-    return "\n".join(
-        [
-            f"quickstart demo, seed {summary['seed']}: {summary['steps']} {summary['estimator']} "
-            f"steps ({summary['completions']} completions) in {summary['wall_s'] / 60:.1f} min",
-            f"training reward ({summary['verifier']}), mean of first 5 -> last 5 steps: {reward}",
-            f"held-out ({h['n']} questions, greedy)         before   after",
-            f"  accuracy % (exact final answer)      {pct(b['accuracy'])}   {pct(a['accuracy'])}",
-            f"  training verifier accuracy %         {pct(b['verifier_accuracy'])}   "
-            f"{pct(a['verifier_accuracy'])}",
-            f"  rule check (contains) accuracy %     {pct(b['rule_accuracy'])}   "
-            f"{pct(a['rule_accuracy'])}",
-            f"  answer format %                      {pct(b['format_rate'])}   "
-            f"{pct(a['format_rate'])}",
-            f"  mean answer length (tokens)          {b['mean_answer_tokens']:5.1f}   "
-            f"{a['mean_answer_tokens']:5.1f}",
-            f"gain in accuracy {100 * h['gain']:+.1f} points, paired bootstrap 95% interval "
-            f"[{100 * low:+.1f}, {100 * high:+.1f}]",
-        ]
-    )
-
-
-def format_report(summary: dict[str, Any]) -> str:
-    """The Markdown report of one demo run."""
-    h = summary["heldout"]
-    rows = [
-        ("accuracy (exact final answer)", "accuracy"),
-        (f"training verifier ({summary['verifier']}) accuracy", "verifier_accuracy"),
-        ("training verifier mean score", "verifier_mean_score"),
-        ("rule check (contains) accuracy", "rule_accuracy"),
-        ('answer format ("the answer is" in the final step)', "format_rate"),
-        ("mean answer length (tokens)", "mean_answer_tokens"),
-        ("unjudged answers", "unjudged"),
-    ]
-
-    def cell(x: Any) -> str:
-        return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
-
-    low, high = h["gain_ci95"]
-    lines = [
-        f"# Quickstart demo, seed {summary['seed']}",
-        "",
-        f"Recipe `{summary['recipe']}`: {summary['steps']} {summary['estimator']} steps "
-        f"({summary['completions']} completions) on {summary['train_questions']} training "
-        f"questions, reward `{summary['verifier']}` {summary['verifier_options'] or ''}; "
-        f"{summary['wall_s'] / 60:.1f} min wall, {summary['cpu_s'] / 60:.1f} min CPU.",
-        "",
-        f"Held-out: {h['n']} questions never trained on, one greedy answer each.",
-        "",
-        "| | before | after |",
-        "|---|---:|---:|",
-        *(f"| {label} | {cell(h['before'][k])} | {cell(h['after'][k])} |" for label, k in rows),
-        "",
-        f"Gain in accuracy: {h['gain']:+.3f}, paired bootstrap 95% interval "
-        f"[{low:+.3f}, {high:+.3f}]; {h['changed_to_correct']} answers became correct, "
-        f"{h['changed_to_wrong']} became wrong.",
-        "",
-        f"Training reward per step: {', '.join(cell(x) for x in summary['reward_curve'])}",
-        "",
-        f"![curves]({Path(summary['plot']).name})",
-        "",
-    ]
-    return "\n".join(lines)
