@@ -90,3 +90,20 @@ def test_train_verifier_with_either_trainer(tiny_model_dir, tmp_path, trainer: s
     summary = train_verifier(records, str(tiny_model_dir), tmp_path / "m", config)
     assert summary.steps == 2 and summary.examples == 4
     assert (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_bootstrap_kappa_matches_sklearn_and_brackets_it() -> None:
+    import random
+
+    from sklearn.metrics import cohen_kappa_score
+
+    from rewardbridge.evaluation.bootstrap import bootstrap_kappa
+
+    rng = random.Random(0)
+    labels = [rng.random() < 0.5 for _ in range(300)]
+    preds = [lab if rng.random() < 0.8 else not lab for lab in labels]
+    ci = bootstrap_kappa(labels, preds, resamples=500)
+    assert ci.kappa == pytest.approx(cohen_kappa_score(labels, preds))
+    assert ci.low < ci.kappa < ci.high and ci.high - ci.low < 0.25
+    assert bootstrap_kappa([True, False], [True, True]).kappa == pytest.approx(0.0)
+    assert bootstrap_kappa([True, True], [True, True]).kappa is None  # undefined, not 0

@@ -89,22 +89,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the CPU experiment: distill the embedded 135M judge from labels (~30 min)",
         description=(
-            "Distill the embedded SmolLM2-135M judge from the bundled labeled sets, split by "
-            "question, and report zero-shot vs distilled accuracy and Cohen's kappa on the test "
-            "questions and the master-key false-positive rate before and after."
+            "Distill the embedded SmolLM2-135M judge on the multi-domain judgment set (split by "
+            "question, two domains held out) and report zero-shot vs distilled Cohen's kappa on "
+            "test questions and held-out domains, a learning curve, calibration and the "
+            "master-key false-positive rate before and after."
         ),
     )
     d.add_argument("--output-dir", default="runs/distill-demo")
-    d.add_argument("--datasets-dir", help="a copy of the corpora folder (default: the bundled one)")
     d.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
-    d.add_argument("--train-size", type=int, help="training records (default: 160)")
-    d.add_argument("--test-size", type=int, help="test records (default: 160)")
-    d.add_argument("--lr", type=float, help="learning rate (default: 2e-4 LoRA)")
-    d.add_argument("--batch-size", type=int, help="training sequences per step (default: 4)")
-    d.add_argument("--audit-questions", type=int, help="questions per master key (default: 6)")
-    d.add_argument(
-        "--full-finetune", action="store_true", help="all weights instead of LoRA (set --lr 5e-5)"
-    )
+    d.add_argument("--train-size", type=int, help="training records (default: 1536)")
+    d.add_argument("--test-size", type=int, help="test records (default: 320)")
+    d.add_argument("--heldout-size", type=int, help="held-out-domain records (default: 320)")
+    d.add_argument("--lr", type=float, help="learning rate (default: 5e-5, full fine-tuning)")
+    d.add_argument("--batch-size", type=int, help="training sequences per step (default: 16)")
+    d.add_argument("--audit-questions", type=int, help="questions per master key (default: 4)")
+    d.add_argument("--lora", action="store_true", help="LoRA adapters instead of all weights")
     d.set_defaults(func=_demo)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -212,25 +211,25 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from rewardbridge.training.distill_demo import QUICK, DemoConfig, run_demo
+    from rewardbridge.experiments.distill_demo import QUICK, DemoConfig, run_demo
 
     config = QUICK if args.quick else DemoConfig()
     overrides = {
-        "datasets_dir": args.datasets_dir,
         "train_size": args.train_size,
         "test_size": args.test_size,
+        "heldout_size": args.heldout_size,
         "learning_rate": args.lr,
         "batch_size": args.batch_size,
         "audit_questions": args.audit_questions,
-        "lora": False if args.full_finetune else None,
+        "lora": True if args.lora else None,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     summary = run_demo(args.output_dir, config)
     z, d = summary["zero_shot"], summary["distilled"]
     print(
-        f"kappa zero-shot {z['kappa']} -> distilled {d['kappa']}; "
-        f"accuracy {z['accuracy']} -> {d['accuracy']}; "
-        f"master-key FPR {z['master_key_fpr']} -> {d['master_key_fpr']}"
+        f"kappa test {z['test']['kappa']} -> {d['test']['kappa']}; held-out domains "
+        f"{z['heldout']['kappa']} -> {d['heldout']['kappa']}; "
+        f"master-key FPR {z['audit']['fpr']} -> {d['audit']['fpr']}"
     )
     print(f"report: {args.output_dir}/summary.md; model: {args.output_dir}/model")
     return 0

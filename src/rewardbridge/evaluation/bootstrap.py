@@ -70,3 +70,52 @@ def paired_bootstrap(
         high=float(high),
         level=level,
     )
+
+
+@dataclass(frozen=True)
+class KappaInterval:
+    """Cohen's kappa of predictions against labels with a percentile bootstrap interval."""
+
+    n: int
+    kappa: float | None
+    low: float | None
+    high: float | None
+    level: float
+
+
+def _kappa(ref: np.ndarray, pred: np.ndarray) -> float:
+    """Cohen's kappa of two boolean arrays; NaN where undefined (chance agreement 1)."""
+    po = float((ref == pred).mean())
+    p_ref, p_pred = float(ref.mean()), float(pred.mean())
+    pe = p_ref * p_pred + (1 - p_ref) * (1 - p_pred)
+    return float("nan") if pe >= 1 else (po - pe) / (1 - pe)
+
+
+def bootstrap_kappa(
+    labels: Sequence[bool],
+    predictions: Sequence[bool],
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> KappaInterval:
+    """Kappa of ``predictions`` against ``labels`` (judged items only) and its interval over
+    ``resamples`` draws of the items with replacement; resamples where kappa is undefined
+    (one class only) are left out; ``None`` where the point estimate is undefined."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    ref = np.asarray(labels, dtype=bool)
+    pred = np.asarray(predictions, dtype=bool)
+    if ref.size == 0:
+        return KappaInterval(0, None, None, None, level)
+    point = _kappa(ref, pred)
+    if point != point:  # NaN
+        return KappaInterval(int(ref.size), None, None, None, level)
+    idx_RN = np.random.default_rng(seed).integers(0, ref.size, size=(resamples, ref.size))
+    draws = np.array([_kappa(ref[i], pred[i]) for i in idx_RN])
+    draws = draws[np.isfinite(draws)]
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail]) if draws.size else (np.nan, np.nan)
+    return KappaInterval(int(ref.size), point, float(low), float(high), level)

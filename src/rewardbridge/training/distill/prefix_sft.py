@@ -87,6 +87,17 @@ def judgment_loss(
     (a [1, P] tensor of the first P tokens of every example) run once."""
     import torch
 
+    logits, targets = judgment_logits(model, prefix, examples, pad_id)
+    return torch.nn.functional.cross_entropy(logits, targets, reduction=reduction)
+
+
+def judgment_logits(
+    model: Any, prefix: Any, examples: Sequence[Sequence[int]], pad_id: int
+) -> tuple[Any, Any]:
+    """(float32 logits [B, vocab] at the position before each example's last token, the last
+    tokens [B]), with the shared ``prefix`` run once."""
+    import torch
+
     p = prefix.shape[1]
     device = prefix.device
     ids, mask, last, targets = (t.to(device) for t in _batch_tensors(examples, p, pad_id))
@@ -108,8 +119,7 @@ def judgment_loss(
         logits_to_keep=keep,
     )
     column = torch.searchsorted(keep, last)
-    logits = out.logits[torch.arange(batch), column].float()
-    return torch.nn.functional.cross_entropy(logits, targets, reduction=reduction)
+    return out.logits[torch.arange(batch), column].float(), targets
 
 
 def train_prefix_shared(
@@ -128,12 +138,17 @@ def train_prefix_shared(
     eval_examples: Sequence[Sequence[int]] | None = None,
     log_every: int = 10,
     progress: Callable[[str], None] | None = None,
+    on_examples: Callable[[int], None] | None = None,
+    extra_prefix_examples: Sequence[Sequence[int]] = (),
 ) -> PrefixSFTResult:
     """AdamW on the judgment token of ``examples`` (token id lists: prompt + judgment token),
-    linear decay after an optional warm-up; batches grouped by length to bound padding."""
+    linear decay after an optional warm-up; batches grouped by length to bound padding.
+    ``on_examples(n)`` is called after each step with the number of examples trained on so far
+    (for a learning curve); ``extra_prefix_examples`` are sequences scored later with the same
+    prefix (they only shorten the shared prefix if they must)."""
     import torch
 
-    all_seqs = [*examples, *(eval_examples or [])]
+    all_seqs = [*examples, *(eval_examples or []), *extra_prefix_examples]
     prefix_len = shared_prefix_length(all_seqs)
     device = next(model.parameters()).device
     prefix = torch.tensor([list(examples[0][:prefix_len])], device=device)
@@ -179,6 +194,8 @@ def train_prefix_shared(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss))
+        if on_examples is not None:
+            on_examples((step + 1) * batch_size)
         if progress and (step + 1) % log_every == 0:
             recent = losses[-log_every:]
             progress(
@@ -218,3 +235,32 @@ def evaluate_loss(
             n += len(part)
     model.train()
     return total / max(1, n)
+
+
+def p_yes_scores(
+    model: Any,
+    prefix: Any,
+    prompts: Sequence[Sequence[int]],
+    pad_id: int,
+    yes_id: int,
+    no_id: int,
+    *,
+    batch_size: int = 16,
+    bf16: bool = False,
+) -> list[float]:
+    """P(YES) / (P(YES) + P(NO)) at the first generated position of each prompt (token ids of
+    the judge prompt with the generation prompt), as the constrained judge reads it."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    with torch.no_grad(), torch.autocast(prefix.device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(prompts), batch_size):
+            part = [[*p, yes_id] for p in prompts[start : start + batch_size]]
+            logits, _ = judgment_logits(model, prefix, part, pad_id)
+            pair = torch.log_softmax(logits[:, [yes_id, no_id]], dim=-1)
+            out += pair[:, 0].exp().tolist()
+    if was_training:
+        model.train()
+    return out

@@ -197,6 +197,7 @@ def _train_prefix(
     config: DistillTrainConfig,
     eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None,
     progress: Callable[[str], None] | None,
+    on_examples: Callable[[int, Any], None] | None = None,
 ) -> tuple[Any, Any, dict[str, int], Any]:
     """The prefix-shared SFT loop: (model, tokenizer, counts, PrefixSFTResult)."""
     import torch
@@ -255,6 +256,7 @@ def _train_prefix(
         seed=config.seed,
         eval_examples=eval_ids,
         progress=progress,
+        on_examples=None if on_examples is None else (lambda n: on_examples(n, model)),
     )
     model.eval()
     yes = sum(r["judgment"] == "YES" for r in rows)
@@ -275,9 +277,11 @@ def train_verifier(
     *,
     eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
+    on_examples: Callable[[int, Any], None] | None = None,
 ) -> TrainSummary:
     """Fine-tune ``base_model`` on the judgment token of ``records``; save a plain HF folder
-    (atomically: built beside ``output_dir``, then renamed over it)."""
+    (atomically: built beside ``output_dir``, then renamed over it). With the prefix trainer,
+    ``on_examples(n, model)`` is called after each step (n: examples trained on so far)."""
     import time
 
     from rewardbridge.models import resolve_model
@@ -289,7 +293,7 @@ def train_verifier(
     try:
         if config.trainer == "prefix":
             trained, tokenizer, counts, run = _train_prefix(
-                records, base_model, config, eval_records, progress
+                records, base_model, config, eval_records, progress, on_examples
             )
             steps, train_loss, eval_loss = run.steps, run.train_loss, run.eval_loss
             seconds = run.seconds
