@@ -67,6 +67,8 @@ class DemoConfig:
     """the student (default: the embedded SmolLM2-135M-Instruct)"""
     judge_batch_size: int = 16
     dtype: str = "auto"
+    torch_threads: int | None = None
+    """torch's CPU threads (None: torch's default, all cores; 1 is faster on a busy CPU)"""
 
     def __post_init__(self) -> None:
         for name in ("train_size", "test_size", "heldout_size", "audit_questions"):
@@ -205,6 +207,10 @@ def run_demo(
     from rewardbridge.training.distill import DistillTrainConfig, train_verifier
     from rewardbridge.verifiers.generative import GenerativeVerifier
 
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
     out = Path(output_dir)
     base = resolve_model(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -235,8 +241,15 @@ def run_demo(
     zero = judge("zero-shot", base)
     curve_path = out / "curve.json"
     model_dir = out / "model"
+    stamp = {k: v for k, v in asdict(config).items() if k not in ("judge_batch_size",)}
+    stamp_path = out / "model.config.json"
+    if stamp_path.exists() and json.loads(stamp_path.read_text()) != json.loads(json.dumps(stamp)):
+        progress("the settings changed since model/ was trained: training again")
+        (model_dir / "distill.json").unlink(missing_ok=True)
     if not (model_dir / "distill.json").exists():
-        curve_points, on_examples = learning_curve(data, config, tokenizer, base, progress=progress)
+        curve_points, on_examples = learning_curve(
+            data, config, tokenizer, base, progress=progress, path=out / "curve.partial.json"
+        )
         progress(
             f"training on {len(data.train)} records "
             f"(~{len(data.train) // config.batch_size} steps of {config.batch_size})"
@@ -261,6 +274,7 @@ def run_demo(
         )
         train_info = summary.to_dict()
         curve_path.write_text(json.dumps(curve_points, indent=2) + "\n")
+        stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
     else:
         train_info = json.loads((model_dir / "distill.json").read_text())["summary"]
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else []

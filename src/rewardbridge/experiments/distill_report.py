@@ -25,10 +25,12 @@ def learning_curve(
     base_model: str,
     *,
     progress: Callable[[str], None] = print,
+    path: Path | None = None,
 ) -> tuple[list[dict[str, Any]], Callable[[int, Any], None]]:
     """(the list the points are appended to, the ``on_examples(n, model)`` hook that scores the
     curve subset, the first ``curve_items`` test and held-out records, at each ``config.curve``
-    size); P(YES) as the constrained judge reads it, kappa at 0.5."""
+    size); P(YES) as the constrained judge reads it, kappa at 0.5; each point is also written to
+    ``path`` as it is measured."""
     import torch
 
     from rewardbridge.evaluation.agreement import binary_metrics
@@ -73,6 +75,8 @@ def learning_curve(
             m = binary_metrics([bool(r.label) for r in records], [s >= 0.5 for s in scores])
             point[f"{name}_kappa"], point[f"{name}_accuracy"] = m.kappa, m.accuracy
         points.append(point)
+        if path is not None:
+            path.write_text(json.dumps(points, indent=2) + "\n")
         progress(f"learning curve: {point}")
 
     return points, on_examples
