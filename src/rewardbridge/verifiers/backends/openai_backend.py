@@ -134,7 +134,8 @@ class OpenAIBackend:
     ``base_urls``: one URL or several (the same model on each; requests go to the least-loaded
     healthy one, failed ones are skipped for a while). ``served_model``: the model name on the
     server (default: the first entry of ``GET /v1/models``, asked once). ``timeout``: seconds per
-    attempt. ``max_retries``: extra attempts after the first.
+    attempt. ``max_retries``: extra attempts after the first. ``words``: the template's judgment
+    words (``resolve_tokens=False``: match them as whole words, no ``/tokenize``).
     """
 
     name = "openai"
@@ -177,7 +178,7 @@ class OpenAIBackend:
         self.sample = bool(sample)
         self.words = words
         self.judgment_tokens: dict[str, str] | None = None if resolve_tokens else {}  # text->side
-        self._tokens_lock: asyncio.Lock | None = None
+        self._tokens_lock = asyncio.Lock()  # bound to the backend's loop on first use
         self.down_for_s = down_for_s
         self.stats = BackendStats()
         self._tiebreak = itertools.count()
@@ -278,7 +279,6 @@ class OpenAIBackend:
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._model_lock = asyncio.Lock()
-            self._tokens_lock = asyncio.Lock()
         return self._client
 
     # -- requests ----------------------------------------------------------------------------
@@ -317,7 +317,6 @@ class OpenAIBackend:
 
     async def _resolve_judgment_tokens(self, model: str) -> dict[str, str]:
         """The server's first pieces of the judgment words, asked once (``server_tokens``)."""
-        assert self._tokens_lock is not None
         async with self._tokens_lock:
             if self.judgment_tokens is None:
                 healthy_first = sorted(self._endpoints, key=lambda e: e.down_until)
