@@ -5,7 +5,6 @@ FPR is logged per step, every judgment is recorded once (``distill train`` reads
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from rewardbridge.cli import main
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.master_keys import build_probes, load_master_keys
+from rewardbridge.judging.canaries import CanaryMonitor
 from rewardbridge.verifiers.base import BaseVerifier, VerifierResult
 from rewardbridge.verifiers.text import final_step
 
@@ -50,6 +50,8 @@ def config(tmp_path: Path, tiny_model_dir: Path, *extra: str):  # type: ignore[n
         ["--training.output_dir", str(tmp_path / "run"), "--model.policy", str(tiny_model_dir),
          "--generation.max_completion_length", "6", "--training.max_steps", "2",
          "--training.save_steps", "10", "--logging.report_to", "[]", "--data.limit", "8",
+         "--training.prompts_per_step", "2", "--training.per_device_batch_size", "null",
+         "--training.gradient_accumulation_steps", "1",
          "--canaries.share", "0.1", "--canaries.min_probes", "1", *extra],
     )  # fmt: skip
 
@@ -66,12 +68,14 @@ def test_two_steps_log_canary_fpr_and_record_every_judgment(
     cfg = config(tmp_path, tiny_model_dir, "--logging.record_judgments", str(record))
     result = train(cfg, verifier=judge)
     completions = cfg.completions_per_step
-    probes = math.ceil(0.1 * completions)  # canaries per judge call
-    assert judge.calls == [completions + probes] * 2
+    dummy = [JudgeItem(id="x", question="q", reference="r", response="a")] * completions
+    same_rule = CanaryMonitor(share=0.1)
+    probes = [len(same_rule.probes(dummy)) for _ in range(2)]  # canaries per judge call
+    assert min(probes) >= 1 and judge.calls == [completions + n for n in probes]
     rows = [json.loads(x) for x in result.metrics_path.read_text().splitlines()]
     assert [(r["step"], r["canary_fpr"], r["canary_probes"]) for r in rows] == [
-        (1, 1.0, probes),
-        (2, 1.0, probes),
+        (1, 1.0, probes[0]),
+        (2, 1.0, probes[1]),
     ]
     assert not result.stopped_by_canaries  # on_exceed: warn
     records = [json.loads(x) for x in record.read_text().splitlines()]
