@@ -52,7 +52,7 @@ def sample64(tokenizer: Any, n_questions: int = 16) -> list[Conversation]:
     return conversations
 
 
-def rl_rows(max_new_tokens: int = 256) -> list[dict[str, Any]]:
+def rl_rows(max_new_tokens: int = 32) -> list[dict[str, Any]]:
     path = HERE / "data" / f"rl_policy_samples_{max_new_tokens}.jsonl"
     if not path.exists():
         raise SystemExit(
@@ -62,7 +62,7 @@ def rl_rows(max_new_tokens: int = 256) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def rl(max_new_tokens: int = 256) -> list[Conversation]:
+def rl(max_new_tokens: int = 32) -> list[Conversation]:
     """The policy samples' judge conversations (final step), question by question."""
     return [
         render_judge_messages(row["question"], row["reference"], final_step(response) or ".")

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward, at most")
     parser.add_argument("--max-batch-tokens", type=int, default=8192)
     parser.add_argument("--long-items", type=int, default=48)
-    parser.add_argument("--rl-tokens", type=int, default=256, help="which policy-sample file")
+    parser.add_argument("--rl-tokens", type=int, default=32, help="which policy-sample file")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--vllm-python", help="python of a vLLM env (default: detect; 'none')")
     args = parser.parse_args(argv)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             for dtype, backend in backends.items():
                 for method in methods:
                     backend.prefix_sharing = method == "prefix_shared"
-                    backend.tokens_computed = 0
+                    backend.tokens_computed = backend.tokens_padded = 0
                     start, cpu = time.perf_counter(), time.process_time()
                     if method == "one_at_a_time":
                         answers = [backend.first_tokens([c])[0] for c in conversations]
@@ -170,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                     info["methods"][f"{method}@{dtype}"] = measured(
                         f"{method}@{dtype}", seconds, backend.tokens_computed, answers, fits, flops
-                    ) | {"cpu_s": cpu, "judgments_per_cpu_s": len(answers) / cpu}
+                    ) | {
+                        "cpu_s": cpu,
+                        "judgments_per_cpu_s": len(answers) / cpu,
+                        "tokens_per_cpu_s": sum(fits) / cpu,
+                        "padding_share": 1
+                        - backend.tokens_computed / max(backend.tokens_padded, 1),
+                    }
                     probs[f"{method}@{dtype}"] = answers
             if server is not None:
                 start = time.perf_counter()

@@ -135,6 +135,7 @@ class TransformersBackend:
         if prefix_sharing and not self.prefix_sharing:
             log.warning("prefix sharing needs a plain KV cache; this model uses the plain path")
         self.tokens_computed = 0  # prompt tokens run through the model (for throughput reports)
+        self.tokens_padded = 0  # the same plus the padding slots of their forwards
         self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------------
@@ -248,6 +249,7 @@ class TransformersBackend:
                 logits_to_keep=1,
             ).logits[:, -1, :]
             self.tokens_computed += int(mask.sum())
+            self.tokens_padded += int(mask.numel())
             for i, row in zip(chunk, torch.log_softmax(logits.float(), dim=-1), strict=True):
                 out[i] = row
         return torch.stack(out)
@@ -329,6 +331,7 @@ class TransformersBackend:
             logits_to_keep=1,
         )
         self.tokens_computed += int(seg_mask.sum())
+        self.tokens_padded += int(seg_mask.numel())
         logprobs = torch.log_softmax(result.logits[:, -1, :].float(), dim=-1)
         return result.cache, mask, positions, logprobs
 
