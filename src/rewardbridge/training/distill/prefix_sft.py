@@ -193,7 +193,7 @@ def train_prefix_shared(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if on_examples is not None:
             on_examples((step + 1) * batch_size)
         if progress and (step + 1) % log_every == 0:
