@@ -1,6 +1,7 @@
 """OpenRLHF's reward-function file convention, and the remote-server usage.
 
-OpenRLHF (checked against 0.10: dotted flags) takes ``--reward.remote_url`` as either
+OpenRLHF (tested against 0.11.2's ``SingleTurnAgentExecutor`` in the integration tier;
+dotted flags since 0.10) takes ``--reward.remote_url`` as either
 
 - an HTTP URL: it POSTs ``{"query", "prompts", "labels"}`` and reads ``rewards``/``scores``/
   ``extra_logs``: point it at ``rewardbridge serve`` (``http://HOST:8000/get_reward``), which
