@@ -13,6 +13,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
+
+from rewardbridge.data.example import JudgeItem
 
 ANSWER_MARKER = "Therefore, the answer is"
 
@@ -32,6 +35,25 @@ class Probe:
     key_id: str
     variant: str
     text: str
+
+    def as_response_to(
+        self,
+        item_id: str,
+        question: str,
+        reference: str,
+        domain: str | None = None,
+        **metadata: Any,
+    ) -> JudgeItem:
+        """This probe as the response to one question: never a correct answer (label False)."""
+        return JudgeItem(
+            id=item_id,
+            question=question,
+            reference=reference,
+            response=self.text,
+            label=False,
+            domain=domain,
+            metadata={"key_id": self.key_id, "variant": self.variant, **metadata},
+        )
 
 
 def load_master_keys() -> list[MasterKey]:

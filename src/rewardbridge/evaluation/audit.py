@@ -39,15 +39,7 @@ from rewardbridge.verifiers.base import Status, Verifier, VerifierResult
 def probe_items(probes: Sequence[Probe], examples: Sequence[Example]) -> list[JudgeItem]:
     """The cross product: each probe as the response to each question (label: wrong)."""
     return [
-        JudgeItem(
-            id=f"{ex.id}|{p.key_id}|{p.variant}",
-            question=ex.question,
-            reference=ex.reference,
-            response=p.text,
-            label=False,
-            domain=ex.domain,
-            metadata={"key_id": p.key_id, "variant": p.variant},
-        )
+        p.as_response_to(f"{ex.id}|{p.key_id}|{p.variant}", ex.question, ex.reference, ex.domain)
         for p in probes
         for ex in examples
     ]

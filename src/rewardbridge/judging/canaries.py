@@ -127,14 +127,8 @@ class CanaryMonitor:
             picks = [(self._rng.choice(items), self._rng.choice(self.pool)) for _ in range(n)]
             call = self._calls
         return [
-            JudgeItem(
-                id=f"canary-{call}-{k}",
-                question=item.question,
-                reference=item.reference,
-                response=probe.text,
-                label=False,
-                domain=item.domain,
-                metadata={"canary": True, "key_id": probe.key_id, "variant": probe.variant},
+            probe.as_response_to(
+                f"canary-{call}-{k}", item.question, item.reference, item.domain, canary=True
             )
             for k, (item, probe) in enumerate(picks)
         ]
