@@ -2,7 +2,8 @@
 
 The items judged while vLLM is down are written as ``backend_error`` / ``timeout`` with no
 reward; the same run (not restarted) judges again once vLLM is back; a rerun with the same
-output writes nothing new, and every id is in the output exactly once.
+output writes nothing new, and every id is in the output exactly once; ``--retry-failed``
+judges the failed ones again (all judged, still once each).
 """
 
 from __future__ import annotations
@@ -98,4 +99,13 @@ def test_judge_run_survives_vllm_kill_and_restart(
     again = _lines(output)
     assert Counter(r["id"] for r in again) == Counter(i["id"] for i in items)  # once each
     assert again == lines
+
+    # --retry-failed judges the failed items again now that vLLM is back: all judged, once each
+    retry = subprocess.run(
+        [*command, "--retry-failed"], capture_output=True, text=True, timeout=600
+    )
+    assert retry.returncode == 0, retry.stderr[-2000:]
+    retried = _lines(output)
+    assert Counter(r["id"] for r in retried) == Counter(i["id"] for i in items)
+    assert all(r["status"] == "judged" for r in retried), Counter(r["status"] for r in retried)
     print(json.dumps({"items": len(items), "by_status": dict(statuses)}))

@@ -266,3 +266,35 @@ def test_cli_bad_input_exits_2_naming_file_and_line(
     code = main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--fields", "quest=x"])
     assert code == 2
     assert "unknown target field 'quest'" in capsys.readouterr().err
+
+
+def test_retry_failed_judges_timeouts_again_and_keeps_each_id_once(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": f"i{k}", "question": "q", "reference": "a", "response": "?"} for k in range(3)]
+    rows += [{"id": "ok", "question": "q", "reference": "a", "response": "a"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    judge_file(src, out, EqualsVerifier(), progress=False)
+    assert [r["status"] for r in read_lines(out)] == ["timeout"] * 3 + ["judged"]
+
+    plain = judge_file(src, out, EqualsVerifier(), progress=False)  # a rerun keeps failures
+    assert (plain.new, plain.retried) == (0, 0)
+
+    src.write_text(src.read_text().replace('"?"', '"a"'))  # the judge works again
+    verifier = EqualsVerifier()
+    summary = judge_file(src, out, verifier, progress=False, retry_failed=True)
+    assert (summary.retried, summary.new, summary.resumed) == (3, 3, 1)
+    assert verifier.batches == [["i0", "i1", "i2"]]  # only the failed ones
+    records = read_lines(out)
+    assert sorted(r["id"] for r in records) == ["i0", "i1", "i2", "ok"]
+    assert all(r["status"] == "judged" and r["reward"] == 1.0 for r in records)
+
+
+def test_store_drop_keeps_other_records_and_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    with RecordStore(path) as store:
+        store.append([{"id": "a", "status": "timeout"}, {"id": "b", "status": "judged"}])
+        assert store.drop({"timeout"}) == 1
+        store.append([{"id": "c", "status": "judged"}])  # appends after a drop still land
+    assert [r["id"] for r in read_lines(path)] == ["b", "c"]
+    assert not path.with_name("s.jsonl.tmp").exists()

@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write each record's question, reference and response (what `distill train` "
         "and `eval-verifier --against-verifier` read)",
     )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="judge again the records of OUT that failed with timeout or backend_error (a "
+        "judge server that was down); each id still appears once",
+    )
     p.add_argument("--limit", type=int, help="consider only the first N input records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verifier_arguments(p)
@@ -73,6 +79,7 @@ def _judge(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             text=args.with_text,
             meta=meta,
+            retry_failed=args.retry_failed,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

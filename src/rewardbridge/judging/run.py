@@ -30,7 +30,7 @@ from rewardbridge.data.example import JudgeItem
 from rewardbridge.data.loaders import DataError, FieldMap, count_records, iter_judge_items
 from rewardbridge.judging.records import result_record
 from rewardbridge.judging.store import RecordStore
-from rewardbridge.verifiers.base import Verifier, VerifierResult
+from rewardbridge.verifiers.base import Status, Verifier, VerifierResult
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class JudgeRunSummary:
     """Lines written by this run."""
     resumed: int = 0
     """Lines already in the output when the run started."""
+    retried: int = 0
+    """Failed lines (timeout, backend error) dropped to be judged again (``retry_failed``)."""
     by_status: dict[str, int] = field(default_factory=dict)
     mean_reward: float | None = None
     """Mean reward over judged lines; ``None`` if none was judged."""
@@ -101,6 +103,7 @@ class JudgeRunSummary:
             ("output", f"{self.output} (summary: {summary_path(self.output)})"),
             ("verifier", self.verifier),
             ("records", f"{self.total} ({self.new} new, {self.resumed} resumed)"),
+            *([("retried", str(self.retried))] if self.retried else []),
             *((f"  {status}", str(n)) for status, n in sorted(self.by_status.items())),
             ("mean reward (judged)", reward),
             ("skipped invalid", str(self.skipped_invalid)),
@@ -131,6 +134,11 @@ class _Tally:
         return tally
 
 
+RETRYABLE = frozenset({Status.TIMEOUT.value, Status.BACKEND_ERROR.value})
+"""Statuses of a failure that may pass on another try (a server down, a slow request); the
+others (empty response, no judgment, too long, invalid input) would fail the same way again."""
+
+
 def summary_path(output: str | Path) -> Path:
     return Path(f"{output}.summary.json")
 
@@ -147,6 +155,7 @@ def judge_file(
     progress: bool = True,
     text: bool = False,
     meta: Mapping[str, Any] | None = None,
+    retry_failed: bool = False,
 ) -> JudgeRunSummary:
     """Judge every item of ``input`` not yet in ``output``; append one JSON line per item.
 
@@ -155,6 +164,8 @@ def judge_file(
     places (skipped and counted with ``skip_invalid``, as are bad lines inside ``output``).
     ``text`` also writes each item's question, reference and response (what ``distill train``
     reads). ``meta`` (default: ``judgment_meta(name)``) must match the output's on a resume.
+    ``retry_failed`` first drops the output's ``RETRYABLE`` failures, so they are judged again
+    (each id still appears once).
     """
     from tqdm.auto import tqdm
 
@@ -171,6 +182,8 @@ def judge_file(
     store = RecordStore(
         out_path, skip_invalid=skip_invalid, meta=judgment_meta(name) if meta is None else meta
     )
+    if retry_failed:
+        summary.retried = store.drop(RETRYABLE)
     tally = _Tally()
     done: set[str] = set()
     for record in store.records():

@@ -21,6 +21,7 @@ API::
     store.done_ids()       # set of ids already written
     store.done_results()   # {id: VerifierResult}
     store.append(records)  # write + flush + fsync one batch
+    store.drop(statuses)   # rewrite without the records of these statuses (to judge them again)
     store.close()          # or `with RecordStore(...) as store:`
 """
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -197,6 +198,28 @@ class RecordStore:
         self._fh.flush()
         os.fsync(self._fh.fileno())
         return len(lines)
+
+    def drop(self, statuses: Collection[str]) -> int:
+        """Rewrite the file without the records whose status is in ``statuses`` (atomically:
+        a temporary file, fsynced, then renamed over it); returns how many were dropped."""
+        if self.read_only:
+            raise RuntimeError(f"RecordStore({self.path}) is read-only")
+        kept, dropped = [], 0
+        for record in self.records():
+            if record.get("status") in statuses:
+                dropped += 1
+            else:
+                kept.append(json.dumps(record, ensure_ascii=False) + "\n")
+        if not dropped:
+            return 0
+        self.close()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write("".join(kept))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        return dropped
 
     def close(self) -> None:
         if self._fh is not None:
