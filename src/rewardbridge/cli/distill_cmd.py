@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--output-dir", default="runs/distill-demo")
     d.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
-    d.add_argument("--train-size", type=int, help="training records (default: 1536)")
+    d.add_argument("--train-size", type=int, help="training records (default: 1024)")
     d.add_argument("--test-size", type=int, help="test records (default: 320)")
     d.add_argument("--heldout-size", type=int, help="held-out-domain records (default: 320)")
     d.add_argument("--lr", type=float, help="learning rate (default: 5e-5, full fine-tuning)")

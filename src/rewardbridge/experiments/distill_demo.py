@@ -41,7 +41,7 @@ class DemoConfig:
     """Sizes of the demo; the defaults are meant for about 30 minutes on an idle 2-core CPU
     with native bf16 (see docs/distill_demo.md for measured times)."""
 
-    train_size: int = 1536
+    train_size: int = 1024
     """training records (class-balanced per domain; include the seen master keys)"""
     dev_size: int = 128
     test_size: int = 320
@@ -58,7 +58,7 @@ class DemoConfig:
     warmup_ratio: float = 0.05
     lora: bool = False
     """full fine-tuning by default (measured: see docs/distill_demo.md)"""
-    curve: tuple[int, ...] = (128, 384, 768)
+    curve: tuple[int, ...] = (128, 256, 512, 768)
     """training examples after which the curve subset is scored (0 and the end are added)"""
     curve_items: int = 96
     """items each of test and held-out in the learning-curve subset"""
