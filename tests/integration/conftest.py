@@ -17,12 +17,6 @@ from side_envs import ensure
 LOGS = REPO / ".cache" / "integration-logs"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "integration: real vLLM / verl / OpenRLHF (make test-integration)"
-    )
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
