@@ -22,9 +22,11 @@ are unchanged, and a complete ``model/`` is not trained again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -226,7 +228,7 @@ def run_demo(
         f"{len(data.heldout)} held-out records; {len(audit_items)} audit probes"
     )
 
-    def judge(tag: str, model: str) -> dict[str, Any]:
+    def judge(tag: str, model: str, trained: str = "") -> dict[str, Any]:
         verifier = GenerativeVerifier(
             model=model, prefix_sharing=True, batch_size=config.judge_batch_size
         )
@@ -235,7 +237,10 @@ def run_demo(
             for name, items in [*sets.items(), ("audit", audit_items)]:
                 progress(f"{tag}: judging {len(items)} {name} items")
                 results[name] = judge_items(
-                    verifier, items, out / tag / f"{name}_judgments.jsonl", meta={"model": model}
+                    verifier,
+                    items,
+                    out / tag / f"{name}_judgments.jsonl",
+                    meta={"model": model, **({"trained": trained} if trained else {})},
                 )
         finally:
             verifier.close()
@@ -281,7 +286,15 @@ def run_demo(
     else:
         train_info = json.loads((model_dir / "distill.json").read_text())["summary"]
     curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
-    distilled = judge("distilled", str(model_dir))
+    # judgments of an earlier model/ are never resumed: a retrained model is judged afresh
+    trained = "untracked"
+    if stamp_path.exists():
+        trained = hashlib.sha256(stamp_path.read_bytes()).hexdigest()[:16]
+    if (out / "distilled").exists() and not (out / "distilled" / f"{trained}.stamp").exists():
+        shutil.rmtree(out / "distilled")
+    (out / "distilled").mkdir(parents=True, exist_ok=True)
+    (out / "distilled" / f"{trained}.stamp").touch()
+    distilled = judge("distilled", str(model_dir), trained)
     summary_data = write_summary(
         out,
         config=asdict(config),
