@@ -97,6 +97,7 @@ def test_summary_from_judgments(tmp_path) -> None:
     assert d["test"]["kappa"] > 0.6 and d["test"]["kappa_ci95"][0] < d["test"]["kappa"]
     assert set(d["heldout"]["per_domain"]) == {"law", "physics"}
     assert d["audit"]["fpr"] == 0.0 and d["test"]["master_key_items"] == 4
+    assert d["test"]["per_kind"]["master_key"]["judged"] == 4
     assert [p["examples"] for p in s["learning_curve"]] == [0, 50, 100]
     assert s["goals"]["master_key_fpr<5%"] and s["goals"]["heldout_gain>=0.2"]
     assert json.loads((tmp_path / "summary.json").read_text())["goals"] == s["goals"]

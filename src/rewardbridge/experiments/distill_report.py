@@ -11,6 +11,16 @@ from typing import Any
 
 from rewardbridge.data.example import JudgeItem
 
+KINDS = (
+    "paraphrase",
+    "wrong_option",
+    "other_reference",
+    "near_miss",
+    "truncated",
+    "hedge",
+    "master_key",
+)
+
 GOALS = {"test_kappa": 0.5, "heldout_kappa": 0.4, "master_key_fpr": 0.05, "heldout_gain": 0.2}
 
 
@@ -129,7 +139,29 @@ def _set_row(items: Sequence[JudgeItem], results: Sequence[Any], folder: Path, t
             d: {"n": m["n"], "accuracy": m["accuracy"], "kappa": m["kappa"]}
             for d, m in report["per_domain"].items()
         },
+        "per_kind": per_kind(items, results),
     }
+
+
+def kind_of(item_id: str) -> str:
+    """The kind of response of a multi-domain item, from its id."""
+    if item_id.startswith("hv-"):
+        return "hardverify_math"
+    if item_id.startswith("gsm8k-"):
+        return "gsm8k_solution"
+    return next((k for k in KINDS if f"-{k}-" in item_id), "other")
+
+
+def per_kind(items: Sequence[JudgeItem], results: Sequence[Any]) -> dict[str, dict[str, int]]:
+    """Correct and judged counts per kind of response."""
+    out: dict[str, dict[str, int]] = {}
+    for item, (pred, label) in zip(items, _pairs(items, results), strict=True):
+        if pred is None or label is None:
+            continue
+        cell = out.setdefault(kind_of(item.id), {"correct": 0, "judged": 0})
+        cell["correct"] += int(pred == bool(label))
+        cell["judged"] += 1
+    return dict(sorted(out.items()))
 
 
 def _pairs(items: Sequence[JudgeItem], results: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -297,6 +329,14 @@ def summary_markdown(s: Mapping[str, Any]) -> str:
             lines.append(
                 f"- {part} / {domain} (n={m['n']}): {f(zm.get('kappa'))} ({f(zm.get('accuracy'))})"
                 f" -> {f(m['kappa'])} ({f(m['accuracy'])})"
+            )
+    lines += ["", "Per kind of response, correct / judged, zero-shot -> distilled:", ""]
+    for part in ("test", "heldout"):
+        for kind, c in d[part]["per_kind"].items():
+            zc = z[part]["per_kind"].get(kind, {})
+            lines.append(
+                f"- {part} / {kind}: {zc.get('correct')}/{zc.get('judged')} -> "
+                f"{c['correct']}/{c['judged']}"
             )
     lines += ["", "Learning curve (kappa on the curve subset: test / held-out):", ""]
     for p in s["learning_curve"]:
