@@ -32,7 +32,8 @@ test-slow: setup
 	$(BIN)/python -m pytest tests -m slow $(PYTEST_ARGS)
 
 # The real programs (vLLM, verl, OpenRLHF) in pinned side environments built from PyPI into
-# .cache/side-envs/ (reused while their pins are unchanged), on 127.0.0.1. docs/backends.md.
+# ~/.cache/rewardbridge/side-envs/ (per machine, outside the clone, so CI's fresh clones reuse
+# them while their pins are unchanged), on 127.0.0.1. docs/backends.md.
 side-envs: setup
 	$(BIN)/python tests/integration/side_envs.py vllm verl openrlhf
 

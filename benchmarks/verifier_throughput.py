@@ -62,7 +62,9 @@ def find_vllm_python(given: str | None) -> Path | None:
         return None
     if given:
         return Path(given)
-    ready = sorted(glob.glob(str(REPO / ".cache" / "side-envs" / "vllm-*" / ".ready")))
+    from rewardbridge.models import cache_dir
+
+    ready = sorted(glob.glob(str(cache_dir() / "side-envs" / "vllm-*" / ".ready")))
     return Path(ready[-1]).parent / "bin" / "python" if ready else None
 
 

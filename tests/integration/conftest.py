@@ -1,7 +1,7 @@
 """The integration tier: the real programs our users run, on 127.0.0.1 (``make test-integration``).
 
 Side environments (vLLM, verl, OpenRLHF) are built from PyPI with pinned versions and cached
-under ``.cache/side-envs/`` (``side_envs.py``); one vLLM server serving the embedded
+under ``~/.cache/rewardbridge/side-envs/`` (``side_envs.py``); one vLLM server serving the embedded
 SmolLM2-135M-Instruct folder is started once per session and shared by the vLLM tests.
 """
 

@@ -1,4 +1,5 @@
-"""Pinned side environments for the integration tier, built from PyPI and cached per machine.
+"""Pinned side environments for the integration tier, built from PyPI and cached per machine
+(``$REWARDBRIDGE_CACHE/side-envs``, default ``~/.cache/rewardbridge/side-envs``).
 
 Each real program we test against (vLLM, verl, OpenRLHF) has pins that conflict with ours, so
 it lives in its own virtual environment, as it does in real deployments. An environment is
@@ -20,8 +21,10 @@ import venv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rewardbridge.models import cache_dir
+
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache" / "side-envs"
+CACHE = cache_dir() / "side-envs"  # per machine, outside the clone: CI's fresh clones reuse it
 MAIN_SITE = Path(sysconfig.get_paths()["purelib"])  # this project's environment
 
 
