@@ -94,6 +94,73 @@ class TrainSummary:
         return asdict(self)
 
 
+@dataclass
+class _Prepared:
+    """What both trainers start from: the tokenizer, the SFT examples and their counts."""
+
+    source: Any
+    tokenizer: Any
+    examples: list[dict[str, Any]]
+    eval_examples: list[dict[str, Any]]
+    counts: dict[str, int]
+
+
+def _prepare(
+    records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
+    base_model: str | os.PathLike[str] | None,
+    config: DistillTrainConfig,
+    eval_records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]] | None,
+) -> _Prepared:
+    """Class-balance ``records``, tokenize them (and ``eval_records``) into judge-prompt +
+    judgment-token examples; records longer than ``max_length`` are skipped and counted."""
+    from transformers import AutoTokenizer
+
+    from rewardbridge.models import resolve_model
+    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
+
+    def as_rows(rs: Sequence[DistillRecord] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in rs]
+
+    rows = as_rows(records)
+    if config.balance:
+        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
+    if not rows:
+        raise ValueError("no training records (after class balancing)")
+    yes = sum(r["judgment"] == "YES" for r in rows)
+    source = resolve_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
+    if not built.examples:
+        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
+    if built.too_long:
+        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
+    eval_examples = (
+        build_sft_examples(as_rows(eval_records), tokenizer, max_length=config.max_length).examples
+        if eval_records
+        else []
+    )
+    counts = {
+        "examples": len(built.examples),
+        "yes": yes,
+        "no": len(rows) - yes,
+        "skipped_too_long": built.too_long,
+    }
+    return _Prepared(source, tokenizer, list(built.examples), list(eval_examples), counts)
+
+
+def _lora_config(config: DistillTrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
 def build_trainer(
     records: Sequence[DistillRecord] | Sequence[Mapping[str, Any]],
     base_model: str | os.PathLike[str] | None,
@@ -109,47 +176,14 @@ def build_trainer(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from rewardbridge.models import resolve_model
-    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
-
     config = config or DistillTrainConfig()
-    rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]
-    if config.balance:
-        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
-    if not rows:
-        raise ValueError("no training records (after class balancing)")
-    yes = sum(r["judgment"] == "YES" for r in rows)
-
-    source = resolve_model(base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
-    if not built.examples:
-        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
-    if built.too_long:
-        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
-    eval_dataset = None
-    if eval_records:
-        eval_rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in eval_records]
-        eval_built = build_sft_examples(eval_rows, tokenizer, max_length=config.max_length)
-        eval_dataset = Dataset.from_list(eval_built.examples) if eval_built.examples else None
-
+    prep = _prepare(records, base_model, config, eval_records)
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    peft_config = None
-    if config.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
+    model = AutoModelForCausalLM.from_pretrained(prep.source, dtype=torch.float32)
+    peft_config = _lora_config(config) if config.lora else None
     args = SFTConfig(
         output_dir=str(Path(work_dir) / "trainer"),
         num_train_epochs=config.epochs,
@@ -177,18 +211,12 @@ def build_trainer(
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(built.examples),
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(prep.examples),
+        eval_dataset=Dataset.from_list(prep.eval_examples) if prep.eval_examples else None,
+        processing_class=prep.tokenizer,
         peft_config=peft_config,
     )
-    counts = {
-        "examples": len(built.examples),
-        "yes": yes,
-        "no": len(rows) - yes,
-        "skipped_too_long": built.too_long,
-    }
-    return trainer, tokenizer, counts
+    return trainer, prep.tokenizer, prep.counts
 
 
 def _train_prefix(
@@ -201,51 +229,24 @@ def _train_prefix(
 ) -> tuple[Any, Any, dict[str, int], Any]:
     """The prefix-shared SFT loop: (model, tokenizer, counts, PrefixSFTResult)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from rewardbridge.models import resolve_dtype, resolve_model
+    from rewardbridge.models import resolve_dtype
     from rewardbridge.training.distill.prefix_sft import train_prefix_shared
-    from rewardbridge.training.sft_data import balance_classes, build_sft_examples
 
-    rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in records]
-    if config.balance:
-        rows = [dict(r) for r in balance_classes(rows, seed=config.seed)]
-    if not rows:
-        raise ValueError("no training records (after class balancing)")
-    source = resolve_model(base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    built = build_sft_examples(rows, tokenizer, max_length=config.max_length)
-    if not built.examples:
-        raise ValueError(f"every record is longer than max_length={config.max_length} tokens")
-    if built.too_long:
-        log.warning("skipped %d records longer than %d tokens", built.too_long, config.max_length)
-    eval_ids = None
-    if eval_records:
-        eval_rows = [r.to_dict() if isinstance(r, DistillRecord) else dict(r) for r in eval_records]
-        eval_built = build_sft_examples(eval_rows, tokenizer, max_length=config.max_length)
-        eval_ids = [e["input_ids"] for e in eval_built.examples] or None
+    prep = _prepare(records, base_model, config, eval_records)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(config.seed)
-    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(prep.source, dtype=torch.float32)
     model = model.to(device)
     if config.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                target_modules="all-linear",
-                task_type="CAUSAL_LM",
-            ),
-        )
+        model = get_peft_model(model, _lora_config(config))
     run = train_prefix_shared(
         model,
-        [e["input_ids"] for e in built.examples],
-        pad_id=int(tokenizer.pad_token_id),
+        [e["input_ids"] for e in prep.examples],
+        pad_id=int(prep.tokenizer.pad_token_id),
         learning_rate=config.learning_rate,
         batch_size=config.batch_size,
         epochs=config.epochs,
@@ -254,19 +255,12 @@ def _train_prefix(
         weight_decay=config.weight_decay,
         bf16=resolve_dtype(config.dtype, device) is torch.bfloat16,
         seed=config.seed,
-        eval_examples=eval_ids,
+        eval_examples=[e["input_ids"] for e in prep.eval_examples] or None,
         progress=progress,
         on_examples=None if on_examples is None else (lambda n: on_examples(n, model)),
     )
     model.eval()
-    yes = sum(r["judgment"] == "YES" for r in rows)
-    counts = {
-        "examples": len(built.examples),
-        "yes": yes,
-        "no": len(rows) - yes,
-        "skipped_too_long": built.too_long,
-    }
-    return model, tokenizer, counts, run
+    return model, prep.tokenizer, prep.counts, run
 
 
 def train_verifier(
