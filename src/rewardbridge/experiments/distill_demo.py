@@ -60,7 +60,7 @@ class DemoConfig:
     epochs: float = 1.0
     warmup_ratio: float = 0.1
     lora: bool = False
-    """full fine-tuning by default (measured: see docs/distill_demo.md)"""
+    """full fine-tuning by default: measured against LoRA in docs/distill_demo.md"""
     curve: tuple[int, ...] = (128, 256, 384, 512, 768)
     """training examples after which the curve subset is scored (0 and the end are added)"""
     curve_items: int = 80
