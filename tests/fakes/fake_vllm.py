@@ -37,6 +37,23 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+# SmolLM2-135M-Instruct's first pieces (test_transformers_backend checks the real tokenizer's)
+SMOLLM2_SPLITS = {"YES": ["Y", "ES"], " YES": [" Y", "ES"]}
+SMOLLM2_SIDES = {
+    "Y": "YES",
+    "Yes": "YES",
+    "yes": "YES",
+    " Y": "YES",
+    " Yes": "YES",
+    " yes": "YES",
+    "NO": "NO",
+    "No": "NO",
+    "no": "NO",
+    " NO": "NO",
+    " No": "NO",
+    " no": "NO",
+}
+
 Messages = Sequence[dict[str, Any]]
 
 # The paper's template: "**Solution Process (Final Step Only):**  \n{response}  \n\n

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fakes.fake_vllm import FakeVLLM
+from fakes.fake_vllm import SMOLLM2_SIDES, SMOLLM2_SPLITS, FakeVLLM
 from rewardbridge.verifiers.backends.base import FirstToken
 from rewardbridge.verifiers.backends.openai_backend import OpenAIBackend
 from rewardbridge.verifiers.backends.server_tokens import SPACE_MARKER, judgment_texts
@@ -24,23 +24,6 @@ from rewardbridge.verifiers.judgment import (
     judgment_variants,
     resolve_first_pieces,
 )
-
-# SmolLM2-135M-Instruct's first pieces (checked with its tokenizer in test_transformers_backend)
-SMOLLM2_SPLITS = {"YES": ["Y", "ES"], " YES": [" Y", "ES"]}
-SMOLLM2_SIDES = {
-    "Y": "YES",
-    "Yes": "YES",
-    "yes": "YES",
-    " Y": "YES",
-    " Yes": "YES",
-    " yes": "YES",
-    "NO": "NO",
-    "No": "NO",
-    "no": "NO",
-    " NO": "NO",
-    " No": "NO",
-    " no": "NO",
-}
 
 
 def conversation(response: str, reference: str) -> list[dict[str, str]]:

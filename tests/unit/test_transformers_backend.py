@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fakes.fake_vllm import SMOLLM2_SIDES
 from rewardbridge.verifiers.backends.prefix_tree import token_batches
 from rewardbridge.verifiers.backends.transformers_backend import (
     TransformersBackend,
@@ -58,20 +59,7 @@ def test_resolve_judgment_tokens_smollm2(backend: TransformersBackend) -> None:
     tok = backend.tokenizer
     sides = {tok.decode([t]): side for t, side in resolve_judgment_tokens(tok).items()}
     # "YES" and " YES" are split by this tokenizer: their first pieces stand for them.
-    assert sides == {
-        "Y": "YES",
-        "Yes": "YES",
-        "yes": "YES",
-        " Y": "YES",
-        " Yes": "YES",
-        " yes": "YES",
-        "NO": "NO",
-        "No": "NO",
-        "no": "NO",
-        " NO": "NO",
-        " No": "NO",
-        " no": "NO",
-    }
+    assert sides == SMOLLM2_SIDES
 
 
 class _CharTokenizer:
