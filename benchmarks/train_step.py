@@ -11,6 +11,10 @@ generation = TRL's rollout (sampling, reference log-probs) minus the reward call
 verification = the reward call, update = the optimizer step's remaining time.
 
     python benchmarks/train_step.py [--quick] [--steps N] [--dtypes float32,bfloat16] [--json OUT]
+
+``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
+sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
+are overridden): the configuration is named ``"recipe <file>@<dtype>"``.
 """
 
 from __future__ import annotations
@@ -32,26 +36,36 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def measure(
     name: str, verifier: str, options: dict[str, Any], *, steps: int, prompts: int, tokens: int,
-    threads: int, out: Path, dtype: str,
+    threads: int, out: Path, dtype: str, recipe: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    from rewardbridge.training.config import config_from_dict
+    from rewardbridge.training.config import config_from_dict, load_config
     from rewardbridge.training.metrics import read_metrics
     from rewardbridge.training.rl import train
 
     judge_options = options | ({"dtype": dtype} if verifier == "generative" else {})
-    config = config_from_dict(
-        {
-            "model": {"dtype": dtype},
-            "verifier": {"name": verifier, "options": judge_options},
-            "algorithm": {"estimator": "rloo"},
-            "generation": {"num_generations": 4, "max_completion_length": tokens},
-            "training": {
-                "output_dir": str(out), "prompts_per_step": prompts, "max_steps": steps,
-                "save_steps": 10_000, "torch_threads": threads, "learning_rate": 5e-5,
-            },
-            "logging": {"report_to": []},
-        }
-    )  # fmt: skip
+    if recipe is not None:
+        config = load_config(
+            recipe,
+            [f"--model.dtype={dtype}", f"--training.max_steps={steps}",
+             f"--training.output_dir={out}", f"--training.torch_threads={threads}",
+             "--training.save_steps=10000"],
+        )  # fmt: skip
+        prompts = config.training.prompts_per_step
+        tokens = config.generation.max_completion_length
+    else:
+        config = config_from_dict(
+            {
+                "model": {"dtype": dtype},
+                "verifier": {"name": verifier, "options": judge_options},
+                "algorithm": {"estimator": "rloo"},
+                "generation": {"num_generations": 4, "max_completion_length": tokens},
+                "training": {
+                    "output_dir": str(out), "prompts_per_step": prompts, "max_steps": steps,
+                    "save_steps": 10_000, "torch_threads": threads, "learning_rate": 5e-5,
+                },
+                "logging": {"report_to": []},
+            }
+        )  # fmt: skip
     start, cpu = time.perf_counter(), time.process_time()
     train(config)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -83,16 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="run only these")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--recipe", type=Path, default=None, help="time this recipe's step")
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [(name, dtype) for name in args.only or CONFIGS for dtype in args.dtypes.split(",")]
+        names = [f"recipe {args.recipe.name}"] if args.recipe else args.only or list(CONFIGS)
+        runs = [(name, dtype) for name in names for dtype in args.dtypes.split(",")]
         for i, (name, dtype) in enumerate(runs):
-            verifier, options = CONFIGS[name]
+            verifier, options = CONFIGS.get(name, ("", {}))
             results.append(
                 measure(name, verifier, options, steps=steps, prompts=args.prompts,
-                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype)
+                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype,
+                        recipe=args.recipe)
             )  # fmt: skip
     print(
         f"{'configuration':42s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"

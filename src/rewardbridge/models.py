@@ -256,6 +256,25 @@ def resolve_dtype(dtype: Any = "auto", device: str | None = None) -> Any:
     return getattr(torch, chosen)
 
 
+def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (args[0].contiguous(), *args[1:])
+
+
+def contiguous_head_input(model: Any) -> Any:
+    """Make the LM head's input contiguous before its matmul (a forward pre-hook).
+
+    ``logits_to_keep`` (the judge's last position, TRL's completion positions) hands the head a
+    strided slice of the hidden states; on a CPU, torch's linear then broadcasts the 49k x 576
+    weight to one copy per sequence (SmolLM2, batch 8: 965 ms against 17 ms contiguous, in
+    bfloat16), which was a fifth of an RL update and about a second per judged or generated
+    batch. Idempotent; returns the model."""
+    head = model.get_output_embeddings()
+    if head is not None and not getattr(head, "_rb_contiguous", False):
+        head.register_forward_pre_hook(_contiguous_input)
+        head._rb_contiguous = True
+    return model
+
+
 def load_causal_lm(
     spec: str | os.PathLike[str] | None,
     *,
@@ -289,6 +308,7 @@ def load_causal_lm(
         ) from exc
     model.to(device)
     model.eval()
+    contiguous_head_input(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

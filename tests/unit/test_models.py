@@ -166,3 +166,25 @@ def test_load_causal_lm_resolves_auto(
     assert next(model.parameters()).dtype is torch.float32
     model, _ = models.load_causal_lm(str(tiny_model_dir), device="cpu", dtype="bfloat16")
     assert next(model.parameters()).dtype is torch.bfloat16
+
+
+def test_contiguous_head_input_keeps_the_logits() -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (3, 7))
+    with torch.no_grad():
+        plain = model(ids, logits_to_keep=2).logits
+        seen: list[bool] = []
+        head = model.get_output_embeddings()
+        models.contiguous_head_input(models.contiguous_head_input(model))  # idempotent
+        head.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+        hooked = model(ids, logits_to_keep=2).logits
+    assert seen == [True] and len(head._forward_pre_hooks) == 1
+    torch.testing.assert_close(hooked, plain, rtol=1e-6, atol=1e-6)

@@ -95,6 +95,16 @@ def test_grpo_arguments_map_the_paper_recipe() -> None:
     GRPOConfig(**{**args, "use_cpu": True, "bf16": False, "use_vllm": False})
 
 
+@pytest.mark.parametrize("on", [False, True])
+def test_gradient_checkpointing_is_ours_not_trls_default(on: bool) -> None:
+    # TRL's GRPOConfig defaults it to True; our recipe field (default off) must decide.
+    from trl import GRPOConfig
+
+    c = load_config(None, ["--model.gradient_checkpointing", str(on).lower()])
+    args = grpo_arguments(c)
+    assert GRPOConfig(**{**args, "use_cpu": True, "use_vllm": False}).gradient_checkpointing is on
+
+
 def test_verifier_options_become_the_verifiers_typed_config() -> None:
     from rewardbridge.verifiers.config import GenerativeConfig
 
@@ -106,3 +116,28 @@ def test_verifier_options_become_the_verifiers_typed_config() -> None:
         None, ["--verifier.name=cascade", "--verifier.options.rule_timeout=2"]
     ).verifier.typed()
     assert options.changed() == {"rule_timeout": 2.0}  # an int in YAML, a float in the config
+
+
+@pytest.mark.parametrize(
+    ("native", "overrides", "weights", "autocast"),
+    [
+        (True, [], "bfloat16", True),  # LoRA: bf16 frozen base, fp32 adapter under autocast
+        (True, ["--model.lora", "false"], "float32", True),  # full FT: fp32 master weights
+        (True, ["--training.bf16", "false"], "bfloat16", False),
+        (False, [], "float32", False),
+        (False, ["--model.dtype", "bfloat16", "--model.lora", "false"], "bfloat16", True),
+    ],
+)
+def test_policy_precision(
+    native: bool, overrides: list[str], weights: str, autocast: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import torch
+
+    from rewardbridge import models
+    from rewardbridge.training.rl import policy_precision
+
+    monkeypatch.setattr(models, "bf16_native", lambda device="cpu": (native, "faked"))
+    c = load_config(None, overrides)
+    assert policy_precision(c, "cpu") == (getattr(torch, weights), autocast)
+    assert grpo_arguments(c)["bf16"] is autocast or torch.cuda.is_available()

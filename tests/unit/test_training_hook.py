@@ -93,3 +93,48 @@ def test_hook_puts_our_advantages_in_the_batch(
     assert logged["rb/reward_mean"][-1] == pytest.approx(sum(judged) / len(judged), abs=1e-6)
     if "reward" in extra:
         assert logged["rb/kl_reward"][-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fused_head_scores_only_labelled_positions_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+    import trl.trainer.utils as trl_utils
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rewardbridge.training.trainer import labelled_positions_only
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=96, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config)
+    trl_utils.add_fused_lm_head(model)
+    ids = torch.randint(0, 96, (3, 9))
+    labels = ids.clone()
+    labels[:, :-3] = -100  # only the last 3 tokens are scored, as TRL's completion positions
+    rows: list[int] = []
+    kernel = trl_utils._ChunkedLogProbFunction
+
+    class Counting:
+        @staticmethod
+        def apply(hidden: torch.Tensor, *args: object) -> object:
+            rows.append(hidden.shape[0])
+            return kernel.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Counting)
+
+    def results() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.log_probs.sum().backward()
+        grad = model.get_output_embeddings().weight.grad
+        return out.log_probs.detach(), grad.detach().clone()
+
+    plain_lp, plain_grad = results()
+    with labelled_positions_only():
+        compact_lp, compact_grad = results()
+    assert rows == [3 * 8, 3 * 3]  # every shifted position, then only the labelled ones
+    torch.testing.assert_close(compact_lp, plain_lp, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compact_grad, plain_grad, rtol=1e-5, atol=1e-6)

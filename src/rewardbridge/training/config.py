@@ -163,7 +163,9 @@ class TrainingConfig:
     save_steps: int = 10
     save_total_limit: int | None = 2
     use_cpu: bool | None = None  # None = CPU when no GPU is visible
-    bf16: bool = False
+    # bfloat16 autocast with float32 trainable weights (the LoRA adapter, or every weight in full
+    # fine-tuning); None = on when model.dtype resolves to bfloat16 (rl.policy_precision)
+    bf16: bool | None = None
     torch_threads: int | None = None  # CPU threads for torch; 1 is fastest on a busy shared CPU
 
     def validate(self) -> None:
