@@ -75,21 +75,32 @@ def test_named_option(answer: str, named: str | None) -> None:
 
 def test_summary_and_report_show_the_gain_and_its_interval() -> None:
     ev = HeldoutEval(
-        exact=[1.0, 0.0], verifier=[1.0, None], rule=[1.0, 0.0], formatted=[True, False],
-        choice=[1.0, 1.0], lengths=[10, 20], unjudged=1,
+        exact=[1.0, 0.0, 0.0], verifier=[1.0, None, 0.0], rule=[1.0, 0.0, 0.0],
+        formatted=[True, False, False], choice=[1.0, 1.0, 0.0], lengths=[10, 20, 30],
+        unjudged=1, named=["B", "A", None], n_options=[4, 4, 2],
     )  # fmt: skip
     d = ev.as_dict()
-    assert d["accuracy"] == 0.5 and d["verifier_accuracy"] == 0.5 and d["unjudged"] == 1
-    assert d["choice_accuracy"] == 1.0
+    # the headline is the right option named; "exact" (the option text alone) beside it
+    assert d["accuracy"] == 2 / 3 and d["exact_accuracy"] == 1 / 3 and d["unjudged"] == 1
+    assert d["verifier_accuracy"] == 1 / 3 and d["one_option_rate"] == 2 / 3
+    assert d["named_shares"] == {"A": 1 / 3, "B": 1 / 3}
+    assert d["chance_accuracy"] == pytest.approx((0.25 + 0.25 + 0.5) / 3)
+    no_options = HeldoutEval(
+        exact=[1.0, 0.0], verifier=[1.0, 0.0], rule=[1.0, 0.0], formatted=[True, True],
+        choice=[None, None], lengths=[1, 1], unjudged=0, named=[None, None], n_options=[0, 0],
+    ).as_dict()  # fmt: skip
+    assert no_options["accuracy"] == 0.5 and no_options["chance_accuracy"] is None
     summary = {
         "recipe": "r.yaml", "seed": 1, "verifier": "jaccard", "verifier_options": {},
         "estimator": "rloo", "steps": 2, "completions": 8, "train_questions": 5,
         "wall_s": 60.0, "cpu_s": 100.0, "plot": "runs/demo/curves.png",
         "reward_curve": [0.1, None, 0.3],
-        "heldout": {"n": 2, "before": d, "after": d, "gain": 0.25, "gain_ci95": [0.05, 0.45],
-                    "changed_to_correct": 1, "changed_to_wrong": 0},
+        "heldout": {"n": 3, "before": d, "after": d, "gain": 0.25, "gain_ci95": [0.05, 0.45],
+                    "changed_to_correct": 1, "changed_to_wrong": 0,
+                    "answer_letter_shares": {"A": 0.5, "B": 0.5}},
     }  # fmt: skip
     text = format_summary(summary)
     assert "[+5.0, +45.0]" in text and "seed 1" in text and "0.200 -> 0.200" in text
+    assert "options named after training: A 33%, B 33%; right answers: A 50%, B 50%" in text
     report = format_report(summary)
     assert "[+0.050, +0.450]" in report and "![curves](curves.png)" in report

@@ -9,14 +9,19 @@ One run of the recipe ``recipes/quickstart-cpu.yaml`` (every setting is read fro
    the reward, Eq. 5 z-scores, the recipe's estimator);
 3. the same held-out evaluation with the trained policy.
 
-Each held-out answer is scored four ways: ``exact`` (the extracted final answer, the text after
-the last "Therefore, the answer is", equals the reference after normalisation; a policy cannot
-satisfy it by listing several candidates), the training verifier (correct when its score is
->= 0.5), the paper's rule check ``contains`` on the final step, and the answer format (the final
-step holds "the answer is"). The headline accuracy is ``exact``; its gain gets a paired
-bootstrap 95% interval (``evaluation.bootstrap``). An unjudged answer (empty) counts as not
-correct and is counted apart. Writes ``demo_summary.json``, ``demo_report.md``, ``curves.png``
-and the answers before and after (``heldout_before.jsonl``, ``heldout_after.jsonl``).
+Each held-out answer is scored five ways. The headline ``accuracy``: the extracted final answer
+(the text after the last "Therefore, the answer is", else the last line) names exactly one of
+the question's options, the right one, as its letter, its text or both ("C", "Chorea",
+"C. Chorea"); listing several options, or a letter with another option's text, does not pass
+(``named_option``). For questions without options it is ``exact`` (the extracted answer equals
+the reference after normalisation), which is also reported on its own. Beside it: the training
+verifier (correct when its score is >= 0.5), the paper's rule check ``contains`` on the final
+step, and the answer format (the final step holds "the answer is"). Which option letters the
+answers name, and the chance level (1 / number of options), are reported too, so that a policy
+that learned a position ("always A") is seen as one. The headline gain gets a paired bootstrap
+95% interval (``evaluation.bootstrap``). An unjudged answer (empty) counts as not correct and
+is counted apart. Writes ``demo_summary.json``, ``demo_report.md``, ``curves.png`` and the
+answers before and after (``heldout_before.jsonl``, ``heldout_after.jsonl``).
 """
 
 from __future__ import annotations
@@ -97,19 +102,32 @@ class HeldoutEval:
     choice: list[float | None]  # 1/0: the answer names the right option; None: no options
     lengths: list[int]  # answer length in tokens
     unjudged: int
+    named: list[str | None]  # the one option letter the answer names, else None
+    n_options: list[int]  # options per question (0: none)
+
+    @property
+    def correct(self) -> list[float]:
+        """The headline check per question: the right option named (``choice``) where the
+        question has options, else the exact final answer."""
+        return [e if c is None else c for e, c in zip(self.exact, self.choice, strict=True)]
 
     def as_dict(self) -> dict[str, Any]:
         n = len(self.exact)
         judged = [s for s in self.verifier if s is not None]
+        letters = [x for x in self.named if x is not None]
+        with_options = [k for k in self.n_options if k > 0]
         return {
             "n": n,
-            "accuracy": sum(self.exact) / n,
+            "accuracy": sum(self.correct) / n,
+            "exact_accuracy": sum(self.exact) / n,
             "verifier_accuracy": sum(s >= 0.5 for s in judged) / n,
             "verifier_mean_score": sum(judged) / len(judged) if judged else None,
             "rule_accuracy": sum(1 for s in self.rule if s is not None and s >= 0.5) / n,
             "format_rate": sum(self.formatted) / n,
-            "choice_accuracy": sum(c for c in self.choice if c is not None) / n
-            if any(c is not None for c in self.choice)
+            "one_option_rate": len(letters) / n if with_options else None,
+            "named_shares": {k: letters.count(k) / n for k in sorted(set(letters))},
+            "chance_accuracy": sum(1 / k for k in with_options) / len(with_options)
+            if with_options
             else None,
             "mean_answer_tokens": sum(self.lengths) / n,
             "unjudged": self.unjudged,
@@ -135,15 +153,18 @@ def score_answers(
         "verifier": [r.score for r in verifier.verify(items)],
         "rule": [r.score for r in rule.verify(items)],
         "formatted": [bool(ANSWER_MARKER.search(final_step(resp))) for resp in responses],
-        "choice": [_choice(ex, resp) for ex, resp in zip(examples, responses, strict=True)],
+        "choice": [_choice(ex, resp)[0] for ex, resp in zip(examples, responses, strict=True)],
+        "named": [_choice(ex, resp)[1] for ex, resp in zip(examples, responses, strict=True)],
     }
 
 
-def _choice(example: Example, response: str) -> float | None:
+def _choice(example: Example, response: str) -> tuple[float | None, str | None]:
+    """(1/0: the answer names the right option, or None without options; the letter named)."""
     options, letter = example.metadata.get("options"), example.metadata.get("answer_idx")
     if not isinstance(options, dict) or not letter:
-        return None
-    return float(named_option(extract_answer(response), options) == letter)
+        return None, None
+    named = named_option(extract_answer(response), options)
+    return float(named == letter), named
 
 
 def evaluate_heldout(
@@ -184,6 +205,7 @@ def evaluate_heldout(
                 "rule": s["rule"][i],
                 "formatted": s["formatted"][i],
                 "choice": s["choice"][i],
+                "named_option": s["named"][i],
             }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return HeldoutEval(
@@ -194,6 +216,10 @@ def evaluate_heldout(
         choice=s["choice"],
         lengths=lengths,
         unjudged=sum(x is None for x in s["exact"]),
+        named=s["named"],
+        n_options=[
+            len(o) if isinstance(o := ex.metadata.get("options"), dict) else 0 for ex in heldout
+        ],
     )
 
 
@@ -270,16 +296,14 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
         log.info("after: %s", _short(after.as_dict()))
     finally:
         verifier.close()
-    gain = paired_bootstrap(before.exact, after.exact, seed=config.training.seed)
+    seed = config.training.seed
+    gain = paired_bootstrap(before.correct, after.correct, seed=seed)
+    exact_gain = paired_bootstrap(before.exact, after.exact, seed=seed)
     verifier_gain = paired_bootstrap(
         [float(s is not None and s >= 0.5) for s in before.verifier],
         [float(s is not None and s >= 0.5) for s in after.verifier],
-        seed=config.training.seed,
+        seed=seed,
     )
-    choice_gain = None
-    if b_choice := [c for c in before.choice if c is not None]:
-        a_choice = [c for c in after.choice if c is not None]
-        choice_gain = paired_bootstrap(b_choice, a_choice, seed=config.training.seed)
     rows = read_metrics(result.metrics_path)
     b, a = before.as_dict(), after.as_dict()
     plot = plot_metrics(
@@ -298,7 +322,8 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
         "policy": config.model.policy,
         "verifier": verifier.name,
         "verifier_options": config.verifier.options,
-        "accuracy_check": "exact (extracted final answer == reference, normalised)",
+        "accuracy_check": "the extracted final answer names exactly one option, the right one "
+        "(letter, text or both); exact final answer for questions without options",
         "rule_check": "contains (reference in the final step)",
         "estimator": config.algorithm.estimator,
         "normalize": config.algorithm.normalize,
@@ -312,13 +337,14 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
             "gain": gain.gain,
             "gain_ci95": [gain.low, gain.high],
             "verifier_gain_ci95": [verifier_gain.low, verifier_gain.high],
-            "choice_gain_ci95": None
-            if choice_gain is None
-            else [choice_gain.low, choice_gain.high],
+            "exact_gain_ci95": [exact_gain.low, exact_gain.high],
+            "answer_letter_shares": _shares(heldout),
             "changed_to_correct": sum(
-                x < y for x, y in zip(before.exact, after.exact, strict=True)
+                x < y for x, y in zip(before.correct, after.correct, strict=True)
             ),
-            "changed_to_wrong": sum(x > y for x, y in zip(before.exact, after.exact, strict=True)),
+            "changed_to_wrong": sum(
+                x > y for x, y in zip(before.correct, after.correct, strict=True)
+            ),
         },
         "reward_curve": [r.get("reward_mean") for r in rows],
         "groups_std0_curve": [r.get("frac_groups_std0") for r in rows],
@@ -333,6 +359,12 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
     report_path = out / "demo_report.md"
     report_path.write_text(format_report(summary))
     return DemoResult(summary, summary_path, report_path, plot)
+
+
+def _shares(examples: Sequence[Example]) -> dict[str, float]:
+    """How often each option letter is the right answer among ``examples``."""
+    letters = [str(x) for ex in examples if (x := ex.metadata.get("answer_idx"))]
+    return {k: letters.count(k) / len(examples) for k in sorted(set(letters))}
 
 
 def _short(d: dict[str, Any]) -> str:

@@ -13,6 +13,10 @@ def _window(values: Sequence[float | None], first: bool, k: int = 5) -> float | 
     return sum(part) / len(part) if part else None
 
 
+def _shares(shares: dict[str, float] | None) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in (shares or {}).items()) or "-"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The console table: held-out before/after with the gain's interval, the reward curve."""
 
@@ -31,19 +35,24 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"steps ({summary['completions']} completions) in {summary['wall_s'] / 60:.1f} min",
             f"training reward ({summary['verifier']}), mean of first 5 -> last 5 steps: {reward}",
             f"held-out ({h['n']} questions, greedy)         before   after",
-            f"  accuracy % (exact final answer)      {pct(b['accuracy'])}   {pct(a['accuracy'])}",
+            f"  accuracy % (right option, only one)  {pct(b['accuracy'])}   {pct(a['accuracy'])}"
+            f"   (chance {pct(a.get('chance_accuracy'))})",
+            f"  exact final answer %                 {pct(b['exact_accuracy'])}   "
+            f"{pct(a['exact_accuracy'])}",
             f"  training verifier accuracy %         {pct(b['verifier_accuracy'])}   "
             f"{pct(a['verifier_accuracy'])}",
             f"  rule check (contains) accuracy %     {pct(b['rule_accuracy'])}   "
             f"{pct(a['rule_accuracy'])}",
-            f"  right option named, any form %       {pct(b['choice_accuracy'])}   "
-            f"{pct(a['choice_accuracy'])}",
+            f"  one option named %                   {pct(b['one_option_rate'])}   "
+            f"{pct(a['one_option_rate'])}",
             f"  answer format %                      {pct(b['format_rate'])}   "
             f"{pct(a['format_rate'])}",
             f"  mean answer length (tokens)          {b['mean_answer_tokens']:5.1f}   "
             f"{a['mean_answer_tokens']:5.1f}",
             f"gain in accuracy {100 * h['gain']:+.1f} points, paired bootstrap 95% interval "
             f"[{100 * low:+.1f}, {100 * high:+.1f}]",
+            f"options named after training: {_shares(a.get('named_shares'))}; right answers: "
+            f"{_shares(h.get('answer_letter_shares'))}",
         ]
     )
 
@@ -52,11 +61,13 @@ def format_report(summary: dict[str, Any]) -> str:
     """The Markdown report of one demo run."""
     h = summary["heldout"]
     rows = [
-        ("accuracy (exact final answer)", "accuracy"),
+        ("**accuracy**: one option named, the right one", "accuracy"),
+        ("chance level (1 / options)", "chance_accuracy"),
+        ("exact final answer (the option text alone)", "exact_accuracy"),
         (f"training verifier ({summary['verifier']}) accuracy", "verifier_accuracy"),
         ("training verifier mean score", "verifier_mean_score"),
         ("rule check (contains) accuracy", "rule_accuracy"),
-        ("right option named in any form (letter, text, both)", "choice_accuracy"),
+        ("one option named (letter, text or both)", "one_option_rate"),
         ('answer format ("the answer is" in the final step)', "format_rate"),
         ("mean answer length (tokens)", "mean_answer_tokens"),
         ("unjudged answers", "unjudged"),
@@ -83,6 +94,10 @@ def format_report(summary: dict[str, Any]) -> str:
         f"Gain in accuracy: {h['gain']:+.3f}, paired bootstrap 95% interval "
         f"[{low:+.3f}, {high:+.3f}]; {h['changed_to_correct']} answers became correct, "
         f"{h['changed_to_wrong']} became wrong.",
+        "",
+        f"Options the answers name, before: {_shares(h['before'].get('named_shares'))}; after: "
+        f"{_shares(h['after'].get('named_shares'))}; the right answers' letters: "
+        f"{_shares(h.get('answer_letter_shares'))}.",
         "",
         f"Training reward per step: {', '.join(cell(x) for x in summary['reward_curve'])}",
         "",
