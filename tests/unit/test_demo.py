@@ -67,7 +67,8 @@ def test_an_answer_is_scored_four_ways() -> None:
 @pytest.mark.parametrize(
     ("answer", "named"),
     [("Heparin", "B"), ("B", "B"), ("b. heparin", "B"), ("(B) Heparin.", "B"), ("A: Aspirin", "A"),
-     ("B. Aspirin", None), ("Aspirin or Heparin", None), ("", None), ("C", None)],
+     ("B. Aspirin", "A"), ("Aspirin or Heparin", None), ("A. Aspirin B. Heparin", None),
+     ("", None), ("C", None), ("A. Heparin", "B"), ("B.", "B"), ("Heparin sodium", None)],
 )  # fmt: skip
 def test_named_option(answer: str, named: str | None) -> None:
     assert named_option(answer, {"A": "Aspirin", "B": "Heparin"}) == named

@@ -11,9 +11,9 @@ One run of the recipe ``recipes/quickstart-cpu.yaml`` (every setting is read fro
 
 Each held-out answer is scored five ways. The headline ``accuracy``: the extracted final answer
 (the text after the last "Therefore, the answer is", else the last line) names exactly one of
-the question's options, the right one, as its letter, its text or both ("C", "Chorea",
-"C. Chorea"); listing several options, or a letter with another option's text, does not pass
-(``named_option``). For questions without options it is ``exact`` (the extracted answer equals
+the question's options, the right one: its text, alone or after an option label ("Chorea",
+"C. Chorea"; the questions ask for the text, so the text decides), or its letter alone;
+listing several options does not pass (``named_option``). For questions without options it is ``exact`` (the extracted answer equals
 the reference after normalisation), which is also reported on its own. Beside it: the training
 verifier (correct when its score is >= 0.5), the paper's rule check ``contains`` on the final
 step, and the answer format (the final step holds "the answer is"). Which option letters the
@@ -59,17 +59,20 @@ _LETTER_PREFIX = re.compile(r"^\(?([a-z])\s*[.):]\s*(.*)$")
 
 
 def named_option(answer: str, options: dict[str, str]) -> str | None:
-    """The one option (its letter) that an extracted final answer names: the letter alone, the
-    option text, or both ("C. Chorea", "(C) Chorea"); None when it names none or several."""
+    """The one option (its letter) that an extracted final answer names: its text, the text
+    after an option label ("C. Chorea", "(C) Chorea"), or the letter alone; None when it names
+    none or several ("Aspirin or Heparin"). The questions ask for the option's text, so the
+    text decides: a label before another option's text ("B. Chorea" when Chorea is C) is read
+    as a stray label and the answer names C."""
     a = normalize_text(answer)
-    texts = {k: normalize_text(v) for k, v in options.items()}
+    letters = {k.lower(): k for k in options}
+    if a in letters:
+        return letters[a]
     prefix = _LETTER_PREFIX.match(a)
-    hits = {
-        k
-        for k, t in texts.items()
-        if a in (k.lower(), t) or (prefix is not None and prefix.groups() == (k.lower(), t))
-    }
-    return hits.pop() if len(hits) == 1 else None
+    if prefix is not None and prefix.group(1) in letters:
+        a = normalize_text(prefix.group(2))
+    hits = [k for k, text in options.items() if normalize_text(text) == a]
+    return hits[0] if len(hits) == 1 else None
 
 
 def demo_config(
@@ -322,8 +325,9 @@ def run_demo(config: RunConfig, *, recipe: str | Path = DEFAULT_RECIPE) -> DemoR
         "policy": config.model.policy,
         "verifier": verifier.name,
         "verifier_options": config.verifier.options,
-        "accuracy_check": "the extracted final answer names exactly one option, the right one "
-        "(letter, text or both); exact final answer for questions without options",
+        "accuracy_check": "the extracted final answer names exactly one option, the right one: "
+        "its text (a leading option label ignored) or its letter alone; exact final answer for "
+        "questions without options",
         "rule_check": "contains (reference in the final step)",
         "estimator": config.algorithm.estimator,
         "normalize": config.algorithm.normalize,
