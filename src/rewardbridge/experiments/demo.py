@@ -13,8 +13,9 @@ Each held-out answer is scored five ways. The headline ``accuracy``: the extract
 (the text after the last "Therefore, the answer is", else the last line) names exactly one of
 the question's options, the right one: its text, alone or after an option label ("Chorea",
 "C. Chorea"; the questions ask for the text, so the text decides), or its letter alone;
-listing several options does not pass (``named_option``). For questions without options it is ``exact`` (the extracted answer equals
-the reference after normalisation), which is also reported on its own. Beside it: the training
+listing several options does not pass (``named_option``). For questions without options it is
+``exact`` (the extracted answer equals the reference after normalisation), also reported on
+its own. Beside it: the training
 verifier (correct when its score is >= 0.5), the paper's rule check ``contains`` on the final
 step, and the answer format (the final step holds "the answer is"). Which option letters the
 answers name, and the chance level (1 / number of options), are reported too, so that a policy
