@@ -132,11 +132,8 @@ def _checkpointing_name() -> str:
     from transformers import TrainingArguments
 
     names = {f.name for f in fields(TrainingArguments)}
-    return (
-        "activation_checkpointing"
-        if "activation_checkpointing" in names
-        else ("gradient_checkpointing")
-    )
+    new = "activation_checkpointing"
+    return new if new in names else "gradient_checkpointing"
 
 
 def peft_config(config: RunConfig) -> Any:

@@ -4,7 +4,9 @@ Overrides ``_calculate_rewards`` (to keep the gathered rewards per function and 
 verifier) and ``_generate_and_score_completions`` (to replace TRL's advantages by
 ``rewardbridge.rewards.compute_advantages`` with our estimator, Eq. 5 normalisation and
 optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both methods and
-the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch.
+the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch. For
+speed it also wraps ``_generate_single_turn`` (bf16 autocast) and
+``_get_per_token_logps_and_entropies`` (``labelled_positions_only``).
 
 Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
 TRL's ``nansum``. The callbacks here write ``metrics.jsonl`` and stop a run whose live canaries
@@ -76,7 +78,10 @@ def labelled_positions_only() -> Iterator[None]:
     """
     import trl.trainer.utils as trl_utils
 
-    original = trl_utils._use_triton
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:  # another TRL: leave its head as it is
+        yield
+        return
     trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
     try:
         yield
