@@ -250,11 +250,13 @@ def test_items_in_flight_with_a_crash_are_rerun(verifier: MathVerifier) -> None:
     import signal
     import time
 
-    items = [_item(rf"\frac{{{k}}}{{7}}", f"${k}/7$", id=str(k)) for k in range(300)]
+    # Enough items that the batch outlasts the killer's start on a fast idle machine (300 items
+    # once finished in under 0.3 s, before the kill: the test then failed without a bug).
+    items = [_item(rf"\frac{{{k}}}{{7}}", f"${k}/7$", id=str(k)) for k in range(2000)]
     killed_at: list[float] = []
 
     def kill_once() -> None:
-        time.sleep(0.3)
+        time.sleep(0.05)
         deadline = time.monotonic() + 20
         while not killed_at and time.monotonic() < deadline:
             pids = list((getattr(verifier._executor, "_processes", None) or {}).keys())
