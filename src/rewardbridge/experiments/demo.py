@@ -11,18 +11,18 @@ One run of the recipe ``recipes/quickstart-cpu.yaml`` (every setting is read fro
 
 Each held-out answer is scored five ways. The headline ``accuracy``: the extracted final answer
 (the text after the last "Therefore, the answer is", else the last line) names exactly one of
-the question's options, the right one: its text, alone or after an option label ("Chorea",
-"C. Chorea"; the questions ask for the text, so the text decides), or its letter alone;
-listing several options does not pass (``named_option``). For questions without options it is
-``exact`` (the extracted answer equals the reference after normalisation), also reported on
-its own. Beside it: the training
-verifier (correct when its score is >= 0.5), the paper's rule check ``contains`` on the final
-step, and the answer format (the final step holds "the answer is"). Which option letters the
-answers name, and the chance level (1 / number of options), are reported too, so that a policy
-that learned a position ("always A") is seen as one. The headline gain gets a paired bootstrap
-95% interval (``evaluation.bootstrap``). An unjudged answer (empty) counts as not correct and
-is counted apart. Writes ``demo_summary.json``, ``demo_report.md``, ``curves.png`` and the
-answers before and after (``heldout_before.jsonl``, ``heldout_after.jsonl``).
+the question's options, the right one: its text, alone or after an option label ("Chorea", "C.
+Chorea"; the questions ask for the text, so the text decides), or its letter alone; listing
+several options does not pass (``named_option``). For questions without options it is ``exact``
+(the extracted answer equals the reference after normalisation), also reported on its own.
+Beside it: the training verifier (correct when its score is >= 0.5), the paper's rule check
+``contains`` on the final step, and the answer format (the final step holds "the answer is").
+Which option letters the answers name, and the chance level (1 / number of options), are
+reported too, so that a policy that learned a position ("always A") is seen as one. The headline
+gain gets a paired bootstrap 95% interval (``evaluation.bootstrap``). An unjudged answer (empty)
+counts as not correct and is counted apart. Writes ``demo_summary.json``, ``demo_report.md``,
+``curves.png`` and the answers before and after (``heldout_before.jsonl``,
+``heldout_after.jsonl``).
 """
 
 from __future__ import annotations
@@ -152,13 +152,14 @@ def score_answers(
         JudgeItem(id=ex.id, question=ex.question, reference=ex.reference, response=resp)
         for ex, resp in zip(examples, responses, strict=True)
     ]
+    choices = [_choice(ex, resp) for ex, resp in zip(examples, responses, strict=True)]
     return items, {
         "exact": [r.score for r in exact.verify(items)],
         "verifier": [r.score for r in verifier.verify(items)],
         "rule": [r.score for r in rule.verify(items)],
         "formatted": [bool(ANSWER_MARKER.search(final_step(resp))) for resp in responses],
-        "choice": [_choice(ex, resp)[0] for ex, resp in zip(examples, responses, strict=True)],
-        "named": [_choice(ex, resp)[1] for ex, resp in zip(examples, responses, strict=True)],
+        "choice": [c for c, _ in choices],
+        "named": [letter for _, letter in choices],
     }
 
 
