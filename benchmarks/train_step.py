@@ -50,8 +50,6 @@ def measure(
              f"--training.output_dir={out}", f"--training.torch_threads={threads}",
              "--training.save_steps=10000"],
         )  # fmt: skip
-        prompts = config.training.prompts_per_step
-        tokens = config.generation.max_completion_length
     else:
         config = config_from_dict(
             {
@@ -83,7 +81,8 @@ def measure(
         **{f"{k}_s": v for k, v in parts.items()},
         **{f"{k}_share": v / step for k, v in parts.items()},
         "unjudged_per_step": statistics.mean(r.get("unjudged", 0.0) for r in counted),
-        "wall_s": wall, "completions_per_step": prompts * 4, "max_completion_length": tokens,
+        "wall_s": wall, "completions_per_step": config.completions_per_step,
+        "max_completion_length": config.generation.max_completion_length,
     }  # fmt: skip
 
 
