@@ -3,6 +3,7 @@ trained parameter. Tiny random model with the real tokenizer, a fake verifier.""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,3 +139,42 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_result(
     assert rows == [3 * 8, 3 * 3]  # every shifted position, then only the labelled ones
     torch.testing.assert_close(compact_lp, plain_lp, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(compact_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_adapter_inputs_stay_bf16_only_under_autocast(
+    tiny_model_dir: Path, tmp_path: Path, bf16: bool
+) -> None:
+    """Under bf16 autocast peft's float32 cast of each LoRA input is off during the log-prob
+    forward (autocast computes the adapter in bf16 anyway); without autocast it stays on."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    from rewardbridge.models import load_causal_lm
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    config = tiny_config(
+        tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", str(bf16).lower()
+    )
+    trainer = build_trainer(
+        config, EXAMPLES, HashVerifier(), policy=load_causal_lm(tiny_model_dir, dtype=dtype)
+    )
+    layers = [m for m in trainer.model.modules() if isinstance(m, LoraLayer)]
+    assert layers
+    seen: list[bool] = []
+    layers[0].register_forward_pre_hook(lambda m, args: seen.append(m.cast_input_dtype_enabled))
+    ids = torch.randint(0, 50, (2, 7))
+    mask = torch.ones_like(ids)
+
+    def logps() -> torch.Tensor:
+        out, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 3)
+        return out
+
+    fast = logps()
+    assert seen == [not bf16]
+    assert all(m.cast_input_dtype_enabled for m in layers)  # restored after the call
+    if bf16:  # the same log-probs as with peft's casts, to bf16 precision
+        trainer._adapter_inputs_uncast = contextlib.nullcontext  # type: ignore[method-assign]
+        cast = logps()
+        assert seen[-1] is True
+        torch.testing.assert_close(fast, cast, rtol=0, atol=2e-2)

@@ -123,16 +123,28 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         with contextlib.ExitStack() as stack:
             if self.args.bf16 and not self.use_vllm:
                 stack.enter_context(self.accelerator.autocast())
-                model = self.accelerator.unwrap_model(self.model)
-                if is_peft_model(model):
-                    from peft.helpers import disable_input_dtype_casting
-
-                    stack.enter_context(disable_input_dtype_casting(model))
+                stack.enter_context(self._adapter_inputs_uncast())
             return super()._generate_single_turn(*args, **kwargs)
 
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
-        with labelled_positions_only():
+        """TRL's log-probs with the fused head on completion positions only and, under bf16
+        autocast, the adapter's inputs left in bfloat16 (the model's forward is autocast)."""
+        with labelled_positions_only(), self._adapter_inputs_uncast():
             return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+
+    def _adapter_inputs_uncast(self) -> contextlib.AbstractContextManager[Any]:
+        """Under bf16 autocast, stop peft casting each LoRA input to the adapter's float32.
+
+        peft casts the bfloat16 activation to float32 before ``lora_A`` and autocast casts it
+        straight back for the matmul: two copies of every adapted layer's input, forward and
+        backward. Without them the adapter computes in bfloat16 with float32 weights, as
+        autocast intends; only safe where autocast is on (the forward would mix dtypes)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not (self.args.bf16 and is_peft_model(model)):
+            return contextlib.nullcontext()
+        from peft.helpers import disable_input_dtype_casting
+
+        return disable_input_dtype_casting(model)
 
     def _sequence_kl(self, batch: dict[str, Any]) -> torch.Tensor:
         ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
