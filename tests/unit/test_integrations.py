@@ -249,17 +249,33 @@ def load_file(path: Path) -> Any:
     return module
 
 
-def test_openrlhf_reward_func_file(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fallback", [None, "-0.5"])
+def test_openrlhf_reward_func_file(monkeypatch: pytest.MonkeyPatch, fallback: str | None) -> None:
+    """An unjudged sample (the empty response): score NaN (OpenRLHF's dynamic filtering drops
+    its group), reward NaN unless the user chose one: never a made-up 0."""
     monkeypatch.setenv("REWARDBRIDGE_VERIFIER", "contains")
-    monkeypatch.setenv("REWARDBRIDGE_FALLBACK_REWARD", "-0.5")
+    if fallback is None:
+        monkeypatch.delenv("REWARDBRIDGE_FALLBACK_REWARD", raising=False)
+    else:
+        monkeypatch.setenv("REWARDBRIDGE_FALLBACK_REWARD", fallback)
     module = load_file(REPO / "examples" / "openrlhf" / "reward_func.py")
     prompts = ["<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n"] * 3
     queries = [prompts[0] + r + "<|im_end|>" for r in ("It is Paris", "It is Lyon", "")]
     labels = ["Paris", '{"question": "Capital?", "reference": "Paris"}', "Paris"]
     out = module.reward_func(queries, prompts, labels)
-    assert out["rewards"].tolist() == [1.0, 0.0, -0.5]
-    assert torch.equal(out["scores"], out["rewards"])
+    rewards, scores = out["rewards"].tolist(), out["scores"].tolist()
+    assert rewards[:2] == scores[:2] == [1.0, 0.0]
+    assert math.isnan(scores[2])
+    assert math.isnan(rewards[2]) if fallback is None else rewards[2] == -0.5
     assert out["extra_logs"]["unjudged"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_openrlhf_fallback_reward_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rewardbridge.integrations.openrlhf import fallback_reward
+
+    monkeypatch.setenv("REWARDBRIDGE_FALLBACK_REWARD", "zero")
+    with pytest.raises(ValueError, match="REWARDBRIDGE_FALLBACK_REWARD='zero'"):
+        fallback_reward()
 
 
 def test_verl_reward_file_exposes_compute_score() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -130,16 +131,32 @@ def test_get_reward_scores_each_query() -> None:
     assert verifier.seen[1].response == "The answer is 2"
 
 
-def test_get_reward_unjudged_gets_fallback_and_a_flag() -> None:
+@pytest.mark.parametrize("fallback", [None, -1.0])
+def test_get_reward_unjudged_gets_nan_score_and_a_flag(
+    fallback: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unjudged: score NaN (written as the JSON constant NaN, which Python's json reads), reward
+    NaN unless --fallback-reward chose one; the advice is logged once per process."""
+    import rewardbridge.serving.schema as schema
+
+    schema._warned_nan_reward = False
     body = {
         "query": ["P1 The answer is 3", "P2<|im_end|>"],
         "prompts": ["P1", "P2"],
         "labels": ['{"question": "1+2?", "reference": "3"}', "4"],
     }
-    with client(ContainsDouble(), fallback_reward=-1.0) as c:
-        out = c.post("/get_reward", json=body).json()
-    assert out["rewards"] == [1.0, -1.0]
+    options = {} if fallback is None else {"fallback_reward": fallback}
+    with client(ContainsDouble(), **options) as c:
+        first = c.post("/get_reward", json=body)
+        c.post("/get_reward", json=body)
+    assert first.status_code == 200 and "NaN" in first.text
+    out = json.loads(first.text)
+    assert out["rewards"][0] == out["scores"][0] == 1.0
+    assert math.isnan(out["scores"][1])
+    assert math.isnan(out["rewards"][1]) if fallback is None else out["rewards"][1] == -1.0
     assert out["extra_logs"]["unjudged"] == [0.0, 1.0]
+    advice = [r for r in caplog.records if "dynamic_filtering_enable" in r.getMessage()]
+    assert len(advice) == (1 if fallback is None else 0)
 
 
 def test_native_judge_reports_status_and_probabilities() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 
 from rewardbridge.cli.verifier_args import add_verifier_arguments, verifier_from_args
@@ -63,9 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--fallback-reward",
         type=float,
-        default=0.0,
-        help="reward OpenRLHF gets for an unjudged item, flagged in "
-        "extra_logs['unjudged'] (default: %(default)s)",
+        default=math.nan,
+        metavar="R",
+        help="reward OpenRLHF gets for an unjudged item (default: NaN, never a made-up 0: "
+        "its score is NaN too, so OpenRLHF's --algo.dynamic_filtering_enable redraws its "
+        "group; it is flagged in extra_logs['unjudged'] either way)",
     )
     g.add_argument(
         "--record",

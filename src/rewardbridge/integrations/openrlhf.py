@@ -12,8 +12,11 @@ dotted flags since 0.10) takes ``--reward.remote_url`` as either
 
 Older releases spell the flag ``--remote_rm_url``. The label of a sample (``--data.label_key``)
 is the reference answer, or a JSON object with ``question`` and ``reference``. Both paths
-return the same thing: unjudged samples get ``REWARDBRIDGE_FALLBACK_REWARD`` (default 0.0) and
-a 1 in ``extra_logs["unjudged"]``, whose mean OpenRLHF logs as the unjudged rate.
+return the same thing (``serving.schema.openrlhf_response``): an unjudged sample gets NaN in
+``scores``, so OpenRLHF's dynamic filtering (``--algo.dynamic_filtering_enable``) drops its group
+and draws a new prompt; ``REWARDBRIDGE_FALLBACK_REWARD`` in ``rewards`` (default NaN: set a
+number to train on one instead); and a 1 in ``extra_logs["unjudged"]``, whose mean OpenRLHF
+logs as the unjudged rate.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ from typing import Any
 
 from rewardbridge.integrations.common import shared_verifier
 from rewardbridge.serving.schema import OpenRLHFRequest, items_from_openrlhf, openrlhf_response
+
+
+def fallback_reward() -> float:
+    """``REWARDBRIDGE_FALLBACK_REWARD`` as a number (NaN when unset)."""
+    raw = os.environ.get("REWARDBRIDGE_FALLBACK_REWARD", "nan")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(
+            f"REWARDBRIDGE_FALLBACK_REWARD={raw!r}: expected a number (the reward of an "
+            "unjudged sample), or unset for NaN"
+        ) from None
 
 
 def reward_func(
@@ -41,7 +56,7 @@ def reward_func(
 
     request = OpenRLHFRequest(query=list(queries), prompts=list(prompts), labels=list(labels))
     results = shared_verifier().verify(items_from_openrlhf(request))
-    fallback = float(os.environ.get("REWARDBRIDGE_FALLBACK_REWARD", "0.0"))
+    fallback = fallback_reward()
     out = openrlhf_response(results, fallback_reward=fallback)
     return {
         "rewards": torch.tensor(out.rewards, dtype=torch.float32),

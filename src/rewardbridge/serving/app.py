@@ -13,6 +13,7 @@ whose false-positive rate ``/health`` reports; clients never see them.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -58,8 +59,9 @@ BearerCredentials = Annotated[
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Serving limits. ``fallback_reward`` is what OpenRLHF gets for an unjudged item (it is
-    also flagged in ``extra_logs["unjudged"]``)."""
+    """Serving limits. ``fallback_reward`` is the reward OpenRLHF gets for an unjudged item:
+    NaN unless chosen (its score is NaN either way, so OpenRLHF's dynamic filtering drops its
+    group; it is also flagged in ``extra_logs["unjudged"]``; see ``schema.openrlhf_response``)."""
 
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
@@ -67,7 +69,7 @@ class ServerConfig:
     request_timeout_s: float = 120.0
     auth_token: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
-    fallback_reward: float = 0.0
+    fallback_reward: float = math.nan
     record_path: str | None = None  # append every judgment here (distillation records)
     canary_share: float = 0.0  # master-key probes per judged item, mixed into each batch
     canary_max_fpr: float = 0.2  # warn when the canaries' false-positive rate is above it

@@ -10,14 +10,19 @@ Two protocols:
   the query minus its prompt with chat special tokens removed. A label is either the plain
   reference answer or a JSON object string carrying ``reference`` (and optionally ``question``).
 
-OpenRLHF needs a number for every sample, so an unjudged item gets ``fallback_reward`` (0.0 by
-default) in ``rewards``/``scores`` *and* is flagged per sample in ``extra_logs["unjudged"]``
-(its mean is the unjudged rate OpenRLHF logs); the native endpoint reports ``reward: null``.
+An unjudged item is never given a made-up reward: it gets NaN in ``scores`` (OpenRLHF reads
+them only for dynamic filtering, whose ``lo < mean < hi`` test fails on NaN, so the sample's
+group is dropped and its prompt redrawn), ``fallback_reward`` in ``rewards`` (NaN unless the
+user chose a number), and a 1 in ``extra_logs["unjudged"]`` (OpenRLHF logs its mean as the
+unjudged rate). Over HTTP NaN is written as the JSON constant ``NaN``, which Python's ``json``
+(and so OpenRLHF's aiohttp client) reads back. The native endpoint reports ``reward: null``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rewardbridge.data.example import JudgeItem
 from rewardbridge.verifiers.base import VerifierResult
+
+log = logging.getLogger(__name__)
+_warned_nan_reward = False  # openrlhf_response's advice is logged once per process
 
 
 class JudgeRequestItem(BaseModel):
@@ -82,6 +90,8 @@ class OpenRLHFRequest(BaseModel):
 
 
 class OpenRLHFResponse(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # NaN stays NaN, not null
+
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, list[float]]
@@ -217,11 +227,22 @@ def judge_response(items: Sequence[JudgeItem], results: Sequence[VerifierResult]
 
 
 def openrlhf_response(
-    results: Sequence[VerifierResult], *, fallback_reward: float = 0.0
+    results: Sequence[VerifierResult], *, fallback_reward: float = math.nan
 ) -> OpenRLHFResponse:
-    """Rewards with ``fallback_reward`` for unjudged items, flagged per sample in extra_logs."""
+    """Judged items: their reward in ``rewards`` and ``scores``. Unjudged: NaN in ``scores``,
+    ``fallback_reward`` in ``rewards``, a 1 in ``extra_logs["unjudged"]``."""
     rewards = [res.score if res.score is not None else fallback_reward for res in results]
+    scores = [res.score if res.score is not None else math.nan for res in results]
     unjudged = [0.0 if res.judged else 1.0 for res in results]
-    return OpenRLHFResponse(
-        rewards=rewards, scores=list(rewards), extra_logs={"unjudged": unjudged}
-    )
+    global _warned_nan_reward
+    if math.isnan(fallback_reward) and any(unjudged) and not _warned_nan_reward:
+        _warned_nan_reward = True
+        log.warning(
+            "an unjudged sample got reward NaN (%s): run OpenRLHF with "
+            "--algo.dynamic_filtering_enable (and a --algo.dynamic_filtering_range that holds "
+            "your rewards, e.g. -1 2) so its group is redrawn, or choose a reward for unjudged "
+            "samples (rewardbridge serve --fallback-reward R / REWARDBRIDGE_FALLBACK_REWARD=R); "
+            "logged once",
+            next(f"{r.status.value}: {r.reason}" for r in results if not r.judged),
+        )
+    return OpenRLHFResponse(rewards=rewards, scores=scores, extra_logs={"unjudged": unjudged})
