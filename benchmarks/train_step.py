@@ -12,6 +12,10 @@ verification = the reward call, update = the optimizer step's remaining time.
 
     python benchmarks/train_step.py [--quick] [--steps N] [--dtypes float32,bfloat16] [--json OUT]
 
+``--repeats N`` runs every configuration N times, the dtypes interleaved (bf16, fp32, bf16,
+fp32...) so that a slow spell of a shared machine falls on both; the summary gives each
+configuration's median over the repeats and, with both dtypes, the float32 / bfloat16 ratio.
+
 ``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
 sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
 are overridden): the configuration is named ``"recipe <file>@<dtype>"``.
@@ -86,6 +90,26 @@ def measure(
     }  # fmt: skip
 
 
+def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per configuration: the median seconds per step of each dtype over the repeats, and the
+    float32 / bfloat16 ratio of those medians where both were run."""
+    by_name: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        name = r["config"].rsplit("@", 1)[0]
+        by_name.setdefault(name, {}).setdefault(r["dtype"], []).append(r["seconds_per_step"])
+    summary: dict[str, dict[str, Any]] = {}
+    for name, per_dtype in by_name.items():
+        medians = {d: statistics.median(v) for d, v in per_dtype.items()}
+        row: dict[str, Any] = {
+            "median_s_per_step": medians,
+            "runs": len(next(iter(per_dtype.values()))),
+        }
+        if "float32" in medians and "bfloat16" in medians:
+            row["float32_over_bfloat16"] = medians["float32"] / medians["bfloat16"]
+        summary[name] = row
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 steps of 2 prompts x 4 x 16 tokens")
@@ -97,19 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--recipe", type=Path, default=None, help="time this recipe's step")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"recipe {args.recipe.name}"] if args.recipe else args.only or list(CONFIGS)
-        runs = [(name, dtype) for name in names for dtype in args.dtypes.split(",")]
-        for i, (name, dtype) in enumerate(runs):
+        dtypes = args.dtypes.split(",")
+        runs = [(r, n, d) for r in range(args.repeats) for n in names for d in dtypes]
+        for i, (repeat, name, dtype) in enumerate(runs):
             verifier, options = CONFIGS.get(name, ("", {}))
-            results.append(
-                measure(name, verifier, options, steps=steps, prompts=args.prompts,
-                        tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype,
-                        recipe=args.recipe)
+            result = measure(
+                name, verifier, options, steps=steps, prompts=args.prompts, tokens=tokens,
+                threads=args.threads, out=Path(tmp) / str(i), dtype=dtype, recipe=args.recipe,
             )  # fmt: skip
+            results.append(result | {"repeat": repeat})
     print(
         f"{'configuration':42s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
     )
@@ -118,9 +144,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['config']:42s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
             f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
         )
+    summary = summarize(results)
+    for name, row in summary.items():
+        ratio = row.get("float32_over_bfloat16")
+        print(
+            f"{name}: median s/step "
+            + ", ".join(f"{d} {v:.1f}" for d, v in row["median_s_per_step"].items())
+            + (f"; float32 / bfloat16 = {ratio:.2f}x" if ratio else "")
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"quick": args.quick, "steps": steps, "tokens": tokens, "results": results}
+        payload = {
+            "quick": args.quick, "steps": steps, "tokens": tokens, "repeats": args.repeats,
+            "results": results, "summary": summary,
+        }  # fmt: skip
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
