@@ -4,6 +4,7 @@ native requests, the default bind address, a clean shutdown."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -71,7 +72,8 @@ def test_serve_rule_verifier_on_loopback(tmp_path: Path) -> None:
     with serve("--verifier", "contains", log=log) as url:
         out = httpx.post(f"{url}/get_reward", json=openrlhf_body(), timeout=30).json()
         metrics = httpx.get(f"{url}/metrics").text
-    assert out["rewards"] == [1.0, 0.0, 0.0]
+    assert out["rewards"][:2] == out["scores"][:2] == [1.0, 0.0]
+    assert math.isnan(out["rewards"][2]) and math.isnan(out["scores"][2])  # never a made-up 0
     assert out["extra_logs"]["unjudged"] == [0.0, 0.0, 1.0]  # the empty response
     assert 'rewardbridge_items_total{status="empty_response"} 1.0' in metrics
     assert "http://127.0.0.1:" in log.read_text()  # the default bind is loopback
@@ -95,8 +97,9 @@ def test_serve_generative_judge_on_the_embedded_model(tmp_path: Path) -> None:
                 ]
             },
         ).json()
-    assert len(rlhf["rewards"]) == 3 and all(0.0 <= r <= 1.0 for r in rlhf["rewards"])
-    assert rlhf["extra_logs"]["unjudged"][2] == 1.0  # empty response: not judged, flagged
+    assert len(rlhf["rewards"]) == 3 and all(0.0 <= r <= 1.0 for r in rlhf["rewards"][:2])
+    assert math.isnan(rlhf["rewards"][2])  # empty response: not judged, NaN, flagged
+    assert rlhf["extra_logs"]["unjudged"][2] == 1.0
     result = native["results"][0]
     assert result["status"] == "judged" and result["judgment"] in ("YES", "NO")
     assert result["p_yes"] is not None and 0.0 <= result["p_yes"] <= 1.0

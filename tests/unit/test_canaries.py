@@ -115,7 +115,8 @@ def test_canaries_default_on_for_model_judges_only() -> None:
 
 
 def test_server_canaries_are_reported_by_health_and_invisible_to_clients() -> None:
-    from rewardbridge.serving.app import ServerConfig, create_app
+    from rewardbridge.serving.app import create_app
+    from rewardbridge.serving.config import ServerConfig
 
     judge = SaysYes()
     body: dict[str, Any] = {

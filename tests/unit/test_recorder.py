@@ -156,7 +156,8 @@ class Judge:
 
 @contextmanager
 def loopback_server(verifier: Judge, **config: object) -> Iterator[str]:
-    from rewardbridge.serving.app import ServerConfig, create_app
+    from rewardbridge.serving.app import create_app
+    from rewardbridge.serving.config import ServerConfig
 
     with serve_app(create_app(verifier, ServerConfig(**config))) as url:  # type: ignore[arg-type]
         yield url

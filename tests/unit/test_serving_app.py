@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 
 from fakes.loopback import loopback_server as serve_app
 from rewardbridge.data.example import JudgeItem
-from rewardbridge.serving.app import ServerConfig, create_app
+from rewardbridge.serving.app import create_app
+from rewardbridge.serving.config import ServerConfig
 from rewardbridge.serving.schema import (
     parse_label,
     question_from_prompt,
@@ -264,6 +265,30 @@ def test_default_bind_is_loopback() -> None:
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.port == 8000
+
+
+def test_serve_flags_are_the_server_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ServerConfig field has a flag whose default is the field's; a flag's value
+    reaches its field; a bad value is an error naming the field."""
+    from rewardbridge.cli import build_parser
+    from rewardbridge.cli.serve_cmd import server_config
+
+    monkeypatch.delenv("REWARDBRIDGE_AUTH_TOKEN", raising=False)
+    default = server_config(build_parser().parse_args(["serve"]))
+    assert repr(default) == repr(ServerConfig())  # repr: NaN != NaN
+    flags = ["--max-batch-size", "8", "--request-timeout", "9", "--record", "r.jsonl",
+             "--canaries", "0.1", "--canary-max-fpr", "0.3", "--fallback-reward", "-1",
+             "--auth-token", "t"]  # fmt: skip
+    config = server_config(build_parser().parse_args(["serve", *flags]))
+    assert (config.max_batch_size, config.request_timeout_s, config.record_path) == (
+        8,
+        9,
+        "r.jsonl",
+    )
+    assert (config.canary_share, config.canary_max_fpr, config.fallback_reward) == (0.1, 0.3, -1)
+    assert config.auth_token == "t"
+    with pytest.raises(ValueError, match="max_queue must be >= 1"):
+        server_config(build_parser().parse_args(["serve", "--max-queue", "0"]))
 
 
 # --- real concurrency on a loopback server ----------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
+from dataclasses import fields
 
 from rewardbridge.cli.verifier_args import add_verifier_arguments, verifier_from_args
+from rewardbridge.serving.config import ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -25,46 +26,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     add_verifier_arguments(p)
     g = p.add_argument_group("serving")
+    d = ServerConfig()  # the flags' defaults are the config's
     g.add_argument(
         "--max-batch-size",
         type=int,
-        default=32,
+        default=d.max_batch_size,
         help="most items per verifier batch; also the model batch unless "
         "--verifier-batch-size is given (default: %(default)s)",
     )
     g.add_argument(
         "--max-wait-ms",
         type=float,
-        default=5.0,
+        default=d.max_wait_ms,
         help="longest wait for a batch to fill (default: %(default)s)",
     )
     g.add_argument(
         "--max-queue",
         type=int,
-        default=4096,
+        default=d.max_queue,
         help="items allowed to wait; beyond it 503 + Retry-After (default: %(default)s)",
     )
     g.add_argument(
         "--request-timeout",
+        dest="request_timeout_s",
         type=float,
-        default=120.0,
+        default=d.request_timeout_s,
         help="seconds before a request's unfinished items answer 'timeout' (default: %(default)s)",
     )
     g.add_argument(
         "--max-body-bytes",
         type=int,
-        default=16 * 1024 * 1024,
+        default=d.max_body_bytes,
         help="largest request body; beyond it 413 (default: %(default)s)",
     )
     g.add_argument(
         "--auth-token",
-        default=os.environ.get(TOKEN_ENV),
+        default=os.environ.get(TOKEN_ENV) or d.auth_token,
         help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV} if set)",
     )
     g.add_argument(
         "--fallback-reward",
         type=float,
-        default=math.nan,
+        default=d.fallback_reward,
         metavar="R",
         help="reward OpenRLHF gets for an unjudged item (default: NaN, never a made-up 0: "
         "its score is NaN too, so OpenRLHF's --algo.dynamic_filtering_enable redraws its "
@@ -72,16 +75,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--record",
+        dest="record_path",
         metavar="FILE",
+        default=d.record_path,
         help="append every judgment to FILE as distillation records (deduplicated, fsynced)",
     )
     g.add_argument(
         "--canaries",
+        dest="canary_share",
         type=float,
-        default=0.0,
+        default=d.canary_share,
         metavar="SHARE",
         help="mix master-key probes into each batch (e.g. 0.05 per item); /health reports "
         "their false-positive rate (default: off)",
+    )
+    g.add_argument(
+        "--canary-max-fpr",
+        type=float,
+        default=d.canary_max_fpr,
+        metavar="FPR",
+        help="warn when the canaries' false-positive rate is above it (default: %(default)s)",
     )
     g.add_argument(
         "--log-level",
@@ -95,19 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from rewardbridge.serving.app import ServerConfig, create_app
+    from rewardbridge.serving.app import create_app
 
-    config = ServerConfig(
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        request_timeout_s=args.request_timeout,
-        auth_token=args.auth_token or None,
-        max_body_bytes=args.max_body_bytes,
-        fallback_reward=args.fallback_reward,
-        record_path=args.record,
-        canary_share=args.canaries,
-    )
+    config = server_config(args)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.auth_token:
         logger.warning(
             "serving on %s without --auth-token: anyone who reaches it can use it", args.host
@@ -128,9 +131,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _takes_batch_size(name: str) -> bool:
-    from dataclasses import fields
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The ``ServerConfig`` of the parsed flags: each field from the flag of the same dest."""
+    values = {f.name: getattr(args, f.name) for f in fields(ServerConfig)}
+    return ServerConfig(**values | {"auth_token": values["auth_token"] or None})
 
+
+def _takes_batch_size(name: str) -> bool:
     from rewardbridge.verifiers.registry import verifier_config
 
     return "batch_size" in {f.name for f in fields(verifier_config(name))}
