@@ -3,6 +3,7 @@
 Layers, bottom first (docs/architecture.md):
 
     0  data, rewards, models      examples, loaders, corpora, pure math, model loading
+       config_values              a config value -> a field's type (strict or lenient)
     1  verifiers                  result type, rules, judge, backends, typed configs
     2  judging, policy            the one record/store, recorder, canaries; policy sampling
     3  serving, evaluation, training
@@ -29,6 +30,7 @@ LAYERS: dict[str, int] = {
     "data": 0,
     "rewards": 0,
     "models": 0,
+    "config_values": 0,
     "verifiers": 1,
     "judging": 2,
     "policy": 2,

@@ -15,12 +15,11 @@ to the chosen backend is warned about only when someone set it).
 
 from __future__ import annotations
 
-import os
-import types
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, TypeVar, get_type_hints
 
+from rewardbridge.config_values import convert
 from rewardbridge.verifiers.text import ResponseSlot
 
 C = TypeVar("C", bound="VerifierOptions")
@@ -111,67 +110,18 @@ def _checked(verifier: str, f: Field[Any], value: Any, hint: Any) -> Any:
     def fail(what: str) -> OptionError:
         return OptionError(verifier, f.name, value, what)
 
-    union = get_origin(hint) in (Union, types.UnionType)
-    options = list(get_args(hint)) if union else [hint]
-    if value is None:
-        if type(None) in options:
-            return None
-        raise fail("may not be null")
-    for target in (t for t in options if t is not type(None)):
-        converted = _convert(value, target)
-        if converted is not _NO:
-            break
-    else:
-        raise fail(f"expected {_describe(hint)}")
+    try:
+        converted = convert(value, hint)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if converted is None:
+        return None
     least, above = f.metadata.get("ge"), f.metadata.get("gt")
     if least is not None and converted < least:
         raise fail(f"must be >= {least:g}")
     if above is not None and not converted > above:
         raise fail(f"must be > {above:g}")
     return converted
-
-
-_NO = object()
-
-
-def _convert(value: Any, target: Any) -> Any:
-    origin = get_origin(target)
-    if origin is Literal:
-        return value if value in get_args(target) else _NO
-    if target is Any:
-        return value
-    if target is bool:
-        return value if isinstance(value, bool) else _NO
-    if target is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _NO
-    if target is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if ok else _NO
-    if target is str:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        return value if isinstance(value, str) else _NO
-    if origin is tuple:
-        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-        return tuple(value) if ok and value else _NO
-    if origin is dict or target is dict:
-        return dict(value) if isinstance(value, Mapping) else _NO
-    raise TypeError(f"config field type {target!r} is not supported")
-
-
-def _describe(hint: Any) -> str:
-    union = get_origin(hint) in (Union, types.UnionType)
-    parts = []
-    for t in get_args(hint) if union else (hint,):
-        if get_origin(t) is Literal:
-            parts.append("one of " + ", ".join(map(str, get_args(t))))
-        elif t is type(None):
-            parts.append("null")
-        elif get_origin(t) is tuple:
-            parts.append("a list of strings")
-        else:
-            parts.append(getattr(t, "__name__", str(t)))
-    return " or ".join(parts)
 
 
 SLOT_HELP = "the part of the response it reads: final_step (the last non-empty line), full, answer"
