@@ -7,6 +7,7 @@ import contextlib
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,43 @@ def test_adapter_inputs_stay_bf16_only_under_autocast(
         cast = logps()
         assert seen[-1] is True
         torch.testing.assert_close(fast, cast, rtol=0, atol=2e-2)
+
+
+def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import rewardbridge.training.shared_prompts as shared_prompts
+    from rewardbridge.models import load_causal_lm
+
+    calls: list[int] = []
+    real = shared_prompts.prefill_shared_prompts
+
+    def spy(model: object, ids: torch.Tensor, mask: torch.Tensor, group: int) -> object:
+        cache = real(model, ids, mask, group)
+        calls.append(0 if cache is None else ids.shape[0] // group)
+        return cache
+
+    monkeypatch.setattr(shared_prompts, "prefill_shared_prompts", spy)
+    rows = list(to_dataset(EXAMPLES[:2], None))
+    inputs = [rows[0]] * 4 + [rows[1]] * 4
+
+    def completions(shared: bool) -> tuple[Any, torch.Tensor]:
+        config = tiny_config(
+            tmp_path, "--model.policy", str(tiny_model_dir),
+            "--generation.shared_prefill", str(shared).lower(),
+        )  # fmt: skip
+        trainer = build_trainer(
+            config, EXAMPLES, HashVerifier(), policy=load_causal_lm(tiny_model_dir)
+        )
+        torch.manual_seed(1)
+        return trainer, trainer._generate_and_score_completions(inputs)["completion_ids"]
+
+    _, plain = completions(False)
+    assert calls == []
+    trainer, shared = completions(True)
+    assert calls == [2]  # one prompt forward for each of the 2 groups
+    assert torch.equal(shared, plain)
+    policy = trainer.accelerator.unwrap_model(trainer.model_wrapped)
+    assert "generate" not in vars(policy)  # TRL's generate is back once sampling is done

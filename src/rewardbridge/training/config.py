@@ -130,6 +130,9 @@ class GenerationConfig:
     top_p: float = 1.0
     use_vllm: bool = False  # GPU: generate with vLLM (TRL's integration)
     vllm_mode: str = "colocate"  # colocate | server
+    # transformers.generate: each group's prompt computed once, not once per sample
+    # (training/shared_prompts.py); vLLM shares prefixes by itself
+    shared_prefill: bool = True
 
     def validate(self) -> None:
         if self.num_generations < 2:

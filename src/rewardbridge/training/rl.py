@@ -201,6 +201,7 @@ def build_trainer(
         peft_config=peft_config(config),
         callbacks=list(extra_callbacks),
         advantage=AdvantageSettings.from_config(config),
+        shared_prefill=config.generation.shared_prefill,
     )
 
 

@@ -92,9 +92,12 @@ def labelled_positions_only() -> Iterator[None]:
 class RewardBridgeGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages come from ``rewardbridge.rewards.compute_advantages``."""
 
-    def __init__(self, *args: Any, advantage: AdvantageSettings, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, advantage: AdvantageSettings, shared_prefill: bool = True, **kwargs: Any
+    ) -> None:
         get_estimator(advantage.estimator)  # fail early on a bad name
         self.advantage_settings = advantage
+        self.shared_prefill = shared_prefill
         self._gathered_rewards: torch.Tensor | None = None
         self._verify_seconds = 0.0
         super().__init__(*args, **kwargs)
@@ -124,7 +127,42 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
             if self.args.bf16 and not self.use_vllm:
                 stack.enter_context(self.accelerator.autocast())
                 stack.enter_context(self._adapter_inputs_uncast())
+            batched = getattr(self, "use_transformers_continuous_batching", False)
+            if self.shared_prefill and not (self.use_vllm or batched):
+                stack.enter_context(self._one_prompt_forward_per_group())
             return super()._generate_single_turn(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _one_prompt_forward_per_group(self) -> Iterator[None]:
+        """While TRL samples, its ``generate`` call gets a cache of each group's prompt computed
+        once (``shared_prompts.prefill_shared_prompts``); a call with other inputs (images,
+        rows not in groups) runs as it is."""
+        from rewardbridge.training.shared_prompts import prefill_shared_prompts
+
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        training = getattr(self.model, "training", True)
+        n_eval = self.num_generations_eval
+        group = self.num_generations if training or not n_eval else n_eval
+        assert group is not None
+        original = model.generate
+        own = "generate" in vars(model)
+
+        def generate(*args: Any, **kwargs: Any) -> Any:
+            ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+            plain = set(kwargs) <= {"input_ids", "attention_mask", "generation_config"}
+            if args or not plain or ids is None or mask is None:
+                return original(*args, **kwargs)
+            cache = prefill_shared_prompts(model, ids, mask, group)
+            return original(**kwargs, **({} if cache is None else {"cache": cache}))
+
+        model.generate = generate
+        try:
+            yield
+        finally:
+            if own:
+                model.generate = original
+            else:
+                del model.generate
 
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
         """TRL's log-probs with the fused head on completion positions only and, under bf16
