@@ -5,8 +5,9 @@ verifier) and ``_generate_and_score_completions`` (to replace TRL's advantages b
 ``rewardbridge.rewards.compute_advantages`` with our estimator, Eq. 5 normalisation and
 optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both methods and
 the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch. For
-speed it also wraps ``_generate_single_turn`` (bf16 autocast) and
-``_get_per_token_logps_and_entropies`` (``labelled_positions_only``).
+speed it also wraps ``_generate_single_turn`` (bf16 autocast; each group's prompt computed once,
+``shared_prompts``) and ``_get_per_token_logps_and_entropies`` (``labelled_positions_only``;
+LoRA inputs left in bf16 under autocast).
 
 Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
 TRL's ``nansum``. The callbacks here write ``metrics.jsonl`` and stop a run whose live canaries
