@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import socket
@@ -309,11 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lost = [i for i in range(len(items)) if i not in answers]
     duplicated = [i for i, a in answers.items() if len(a) != 1]
-    fallback = 0.0
+    # an unjudged item answers reward NaN (no fallback chosen): it matches an unjudged baseline
     mismatched = [
         i
         for i, a in answers.items()
-        if len(a) == 1 and a[0] != (baseline[i] if baseline[i] is not None else fallback)
+        if len(a) == 1 and not (a[0] == baseline[i] or (baseline[i] is None and math.isnan(a[0])))
     ]
     inproc_rate = len(items) / inproc_s
     server_items = metric_sum(metrics_text, "rewardbridge_items_total")

@@ -52,3 +52,45 @@ def test_rows_not_in_groups_get_no_cache(model: LlamaForCausalLM) -> None:
     mixed[1, -1] = 11  # the second copy of the first prompt differs
     assert prefill_shared_prompts(model, mixed, mask, 2) is None
     assert prefill_shared_prompts(model, ids[:3], mask[:3], 2) is None  # 3 rows, groups of 2
+
+
+def test_no_sharing_where_it_would_change_or_break_generate(model: LlamaForCausalLM) -> None:
+    from transformers import GenerationConfig
+
+    ids, mask = left_padded([[5, 9, 12], [8, 3, 4]], group=2)
+    assert prefill_shared_prompts(model, ids, mask, 2) is not None
+    # a cache implementation of its own: generate refuses a cache beside it
+    static = GenerationConfig(cache_implementation="static")
+    assert prefill_shared_prompts(model, ids, mask, 2, static) is None
+    # active dropout (TRL samples in train mode): each copy must draw its own mask
+    model.model.layers[0].add_module("extra_dropout", torch.nn.Dropout(0.1))
+    try:
+        model.train()
+        assert prefill_shared_prompts(model, ids, mask, 2) is None
+        model.eval()  # dropout off: sharing again
+        assert prefill_shared_prompts(model, ids, mask, 2) is not None
+    finally:
+        del model.model.layers[0].extra_dropout
+        model.eval()
+    model.config.attention_dropout = 0.1  # applied inside the attention call, no module
+    try:
+        assert prefill_shared_prompts(model.train(), ids, mask, 2) is None
+    finally:
+        model.config.attention_dropout = 0.0
+        model.eval()
+
+
+def test_no_sharing_for_linear_attention_caches() -> None:
+    """Hybrid models (here Qwen3.5's layout: linear-attention layers and full attention) keep
+    recurrent states that a repeat of the key/value cache would not copy."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(
+        "qwen3_5_text", vocab_size=64, hidden_size=32, intermediate_size=64,
+        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+        linear_num_key_heads=2, linear_num_value_heads=2, linear_key_head_dim=8,
+        linear_value_head_dim=8,
+    )  # fmt: skip
+    hybrid = AutoModelForCausalLM.from_config(config).eval()
+    ids, mask = left_padded([[5, 9, 12], [8, 3, 4]], group=2)
+    assert prefill_shared_prompts(hybrid, ids, mask, 2) is None

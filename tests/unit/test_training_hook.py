@@ -192,8 +192,10 @@ def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
     calls: list[int] = []
     real = shared_prompts.prefill_shared_prompts
 
-    def spy(model: object, ids: torch.Tensor, mask: torch.Tensor, group: int) -> object:
-        cache = real(model, ids, mask, group)
+    def spy(
+        model: object, ids: torch.Tensor, mask: torch.Tensor, group: int, gen: object
+    ) -> object:
+        cache = real(model, ids, mask, group, gen)
         calls.append(0 if cache is None else ids.shape[0] // group)
         return cache
 
@@ -203,12 +205,11 @@ def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
 
     def completions(shared: bool) -> tuple[Any, torch.Tensor]:
         config = tiny_config(
-            tmp_path, "--model.policy", str(tiny_model_dir),
+            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
             "--generation.shared_prefill", str(shared).lower(),
         )  # fmt: skip
-        trainer = build_trainer(
-            config, EXAMPLES, HashVerifier(), policy=load_causal_lm(tiny_model_dir)
-        )
+        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)  # bf16 would round apart
+        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
         torch.manual_seed(1)
         return trainer, trainer._generate_and_score_completions(inputs)["completion_ids"]
 

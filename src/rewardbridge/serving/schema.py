@@ -10,12 +10,13 @@ Two protocols:
   the query minus its prompt with chat special tokens removed. A label is either the plain
   reference answer or a JSON object string carrying ``reference`` (and optionally ``question``).
 
-An unjudged item is never given a made-up reward: it gets NaN in ``scores`` (OpenRLHF reads
-them only for dynamic filtering, whose ``lo < mean < hi`` test fails on NaN, so the sample's
-group is dropped and its prompt redrawn), ``fallback_reward`` in ``rewards`` (NaN unless the
-user chose a number), and a 1 in ``extra_logs["unjudged"]`` (OpenRLHF logs its mean as the
-unjudged rate). Over HTTP NaN is written as the JSON constant ``NaN``, which Python's ``json``
-(and so OpenRLHF's aiohttp client) reads back. The native endpoint reports ``reward: null``.
+An unjudged item is never given a made-up reward: it gets NaN in ``scores`` (OpenRLHF's
+dynamic filtering tests ``lo < mean < hi``, which fails on NaN, so the sample's group is
+dropped and its prompt redrawn; it also logs scores as a metric), ``fallback_reward`` in
+``rewards`` (NaN unless the user chose a number), and a 1 in ``extra_logs["unjudged"]``
+(OpenRLHF logs its mean as the unjudged rate). Over HTTP NaN is written as the JSON constant
+``NaN``, which Python's ``json`` (and so OpenRLHF's aiohttp client) reads back. The native
+endpoint reports ``reward: null``.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
             plain = set(kwargs) <= {"input_ids", "attention_mask", "generation_config"}
             if args or not plain or ids is None or mask is None:
                 return original(*args, **kwargs)
-            cache = prefill_shared_prompts(model, ids, mask, group)
+            cache = prefill_shared_prompts(model, ids, mask, group, kwargs.get("generation_config"))
             return original(**kwargs, **({} if cache is None else {"cache": cache}))
 
         model.generate = generate
