@@ -289,6 +289,8 @@ def test_serve_flags_are_the_server_config(monkeypatch: pytest.MonkeyPatch) -> N
     assert config.auth_token == "t"
     with pytest.raises(ValueError, match="max_queue must be >= 1"):
         server_config(build_parser().parse_args(["serve", "--max-queue", "0"]))
+    with pytest.raises(ValueError, match=r"canary_max_fpr must be in \[0, 1\]"):
+        server_config(build_parser().parse_args(["serve", "--canary-max-fpr", "2"]))
 
 
 # --- real concurrency on a loopback server ----------------------------------------------------

@@ -32,5 +32,6 @@ class ServerConfig:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
-        if not 0 <= self.canary_share <= 1:
-            raise ValueError(f"canary_share must be in [0, 1], got {self.canary_share}")
+        for name in ("canary_share", "canary_max_fpr"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
