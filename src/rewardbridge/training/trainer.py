@@ -141,10 +141,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         from rewardbridge.training.shared_prompts import prefill_shared_prompts
 
         model = self.accelerator.unwrap_model(self.model_wrapped)
-        training = getattr(self.model, "training", True)
-        n_eval = self.num_generations_eval
-        group = self.num_generations if training or not n_eval else n_eval
-        assert group is not None
+        group = self._group_size()[1]
         original = model.generate
         own = "generate" in vars(model)
 
@@ -207,13 +204,18 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
             logp, ref, batch["completion_mask"], self.advantage_settings.kl_estimator
         )
 
-    def _generate_and_score_completions(self, inputs):
-        start = time.perf_counter()
-        batch = super()._generate_and_score_completions(inputs)
+    def _group_size(self) -> tuple[str, int]:
+        """("train" or "eval", the samples per prompt TRL draws in that mode)."""
         mode = "train" if getattr(self.model, "training", True) else "eval"
         n_eval = self.num_generations_eval
         group = self.num_generations if mode == "train" or not n_eval else n_eval
         assert group is not None
+        return mode, group
+
+    def _generate_and_score_completions(self, inputs):
+        start = time.perf_counter()
+        batch = super()._generate_and_score_completions(inputs)
+        mode, group = self._group_size()
         assert self._gathered_rewards is not None
         rewards = combine_rewards(self._gathered_rewards, self.reward_weights)
         settings = self.advantage_settings
