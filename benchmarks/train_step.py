@@ -18,7 +18,10 @@ configuration's median over the repeats and, with both dtypes, the float32 / bfl
 
 ``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
 sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
-are overridden): the configuration is named ``"recipe <file>@<dtype>"``.
+are overridden): the configuration is named ``"recipe <file>@<dtype>"``. With
+``--trl-sampling`` the same recipe also runs with sampling as TRL does it
+(``generation.shared_prefill`` and ``generation.merge_adapter`` off), the baseline of our
+sampling speed-ups, in the same run: ``"recipe <file>, TRL sampling@<dtype>"``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+TRL_SAMPLING = ["--generation.shared_prefill=false", "--generation.merge_adapter=false"]
+
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "rule (jaccard)": ("jaccard", {}),
     "generative, no prefix sharing": ("generative", {"prefix_sharing": False, "reward": "soft"}),
@@ -41,6 +46,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 def measure(
     name: str, verifier: str, options: dict[str, Any], *, steps: int, prompts: int, tokens: int,
     threads: int, out: Path, dtype: str, recipe: Path | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:  # fmt: skip
     from rewardbridge.training.config import config_from_dict, load_config
     from rewardbridge.training.metrics import read_metrics
@@ -52,7 +58,7 @@ def measure(
             recipe,
             [f"--model.dtype={dtype}", f"--training.max_steps={steps}",
              f"--training.output_dir={out}", f"--training.torch_threads={threads}",
-             "--training.save_steps=10000"],
+             "--training.save_steps=10000", *overrides],
         )  # fmt: skip
     else:
         config = config_from_dict(
@@ -122,11 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--recipe", type=Path, default=None, help="time this recipe's step")
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
+    parser.add_argument(
+        "--trl-sampling", action="store_true",
+        help="with --recipe: also run it with TRL's own sampling (our sampling speed-ups off)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        names = [f"recipe {args.recipe.name}"] if args.recipe else args.only or list(CONFIGS)
+        names: dict[str, tuple[str, ...]] = {n: () for n in args.only or list(CONFIGS)}
+        if args.recipe:
+            names = {f"recipe {args.recipe.name}": ()}
+            if args.trl_sampling:
+                names[f"recipe {args.recipe.name}, TRL sampling"] = tuple(TRL_SAMPLING)
         dtypes = args.dtypes.split(",")
         runs = [(r, n, d) for r in range(args.repeats) for n in names for d in dtypes]
         for i, (repeat, name, dtype) in enumerate(runs):
@@ -134,14 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(
                 name, verifier, options, steps=steps, prompts=args.prompts, tokens=tokens,
                 threads=args.threads, out=Path(tmp) / str(i), dtype=dtype, recipe=args.recipe,
+                overrides=names[name],
             )  # fmt: skip
             results.append(result | {"repeat": repeat})
     print(
-        f"{'configuration':42s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
+        f"{'configuration':56s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
     )
     for r in results:
         print(
-            f"{r['config']:42s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
+            f"{r['config']:56s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
             f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
         )
     summary = summarize(results)

@@ -220,3 +220,46 @@ def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
     assert torch.equal(shared, plain)
     policy = trainer.accelerator.unwrap_model(trainer.model_wrapped)
     assert "generate" not in vars(policy)  # TRL's generate is back once sampling is done
+
+
+def test_sampling_with_the_adapter_merged_gives_the_same_completions(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """With ``generation.merge_adapter`` TRL's sampling runs on merged copies of the weights:
+    the same sampled tokens in float32, the LoRA layers merged only while sampling, and the
+    base weights the update trains against the very same tensors afterwards."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    from rewardbridge.models import load_causal_lm
+
+    rows = list(to_dataset(EXAMPLES[:2], None))
+    inputs = [rows[0]] * 4 + [rows[1]] * 4
+
+    def completions(merge: bool) -> tuple[torch.Tensor, list[bool], dict[str, int], Any]:
+        config = tiny_config(
+            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
+            "--generation.merge_adapter", str(merge).lower(),
+        )  # fmt: skip
+        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
+        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        torch.manual_seed(0)
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:  # peft starts B at 0, where merging changes nothing
+                torch.nn.init.normal_(param, std=0.5)
+        layer = next(m for m in trainer.model.modules() if isinstance(m, LoraLayer))
+        merged: list[bool] = []
+        layer.register_forward_pre_hook(lambda m, args: merged.append(m.merged))
+        base = {n: p.data_ptr() for n, p in trainer.model.named_parameters() if "lora_" not in n}
+        torch.manual_seed(1)
+        ids = trainer._generate_and_score_completions(inputs)["completion_ids"]
+        return ids, merged, base, trainer
+
+    plain, unmerged, _, _ = completions(False)
+    fast, merged, base, trainer = completions(True)
+    # the shared prompt forward and 6 new tokens ran merged; TRL's log-prob forward after them not
+    assert merged == [True] * 7 + [False] and unmerged == [False] * 8
+    assert torch.equal(fast, plain)
+    after = {n: p.data_ptr() for n, p in trainer.model.named_parameters() if "lora_" not in n}
+    assert after == base
+    assert not any(m.merged for m in trainer.model.modules() if isinstance(m, LoraLayer))

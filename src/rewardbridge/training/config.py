@@ -133,6 +133,9 @@ class GenerationConfig:
     # transformers.generate: each group's prompt computed once, not once per sample
     # (training/shared_prompts.py); vLLM shares prefixes by itself
     shared_prefill: bool = True
+    # transformers.generate with LoRA: the adapter merged into copies of the base weights
+    # while sampling (training/merged_adapter.py); put back, unchanged, for the update
+    merge_adapter: bool = True
 
     def validate(self) -> None:
         if self.num_generations < 2:

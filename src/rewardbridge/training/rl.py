@@ -202,6 +202,7 @@ def build_trainer(
         callbacks=list(extra_callbacks),
         advantage=AdvantageSettings.from_config(config),
         shared_prefill=config.generation.shared_prefill,
+        merge_adapter=config.generation.merge_adapter,
     )
 
 

@@ -6,7 +6,8 @@ verifier) and ``_generate_and_score_completions`` (to replace TRL's advantages b
 optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both methods and
 the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch. For
 speed it also wraps ``_generate_single_turn`` (bf16 autocast; each group's prompt computed once,
-``shared_prompts``) and ``_get_per_token_logps_and_entropies`` (``labelled_positions_only``;
+``shared_prompts``; a LoRA adapter merged, ``merged_adapter``) and
+``_get_per_token_logps_and_entropies`` (``labelled_positions_only``;
 LoRA inputs left in bf16 under autocast).
 
 Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
@@ -94,11 +95,17 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages come from ``rewardbridge.rewards.compute_advantages``."""
 
     def __init__(
-        self, *args: Any, advantage: AdvantageSettings, shared_prefill: bool = True, **kwargs: Any
+        self,
+        *args: Any,
+        advantage: AdvantageSettings,
+        shared_prefill: bool = True,
+        merge_adapter: bool = True,
+        **kwargs: Any,
     ) -> None:
         get_estimator(advantage.estimator)  # fail early on a bad name
         self.advantage_settings = advantage
         self.shared_prefill = shared_prefill
+        self.merge_adapter = merge_adapter
         self._gathered_rewards: torch.Tensor | None = None
         self._verify_seconds = 0.0
         super().__init__(*args, **kwargs)
@@ -123,11 +130,16 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         TRL autocasts the loss's forward but not ``generate``: a bfloat16 base with a float32
         LoRA adapter then runs every adapter matmul in float32 with a cast on each side. With
         autocast (and peft's input casting off) the adapter computes in bfloat16 as in the
-        loss: 24 x 32 tokens, 7.0-7.7 s against 8.0-9.2 s on the 2-core CPU."""
+        loss: 24 x 32 tokens, 7.0-7.7 s against 8.0-9.2 s on the 2-core CPU. A LoRA adapter is
+        merged into copies of the base weights meanwhile (``merged_adapter``)."""
+        from rewardbridge.training.merged_adapter import merged_adapter
+
         with contextlib.ExitStack() as stack:
             if self.args.bf16 and not self.use_vllm:
                 stack.enter_context(self.accelerator.autocast())
                 stack.enter_context(self._adapter_inputs_uncast())
+            if self.merge_adapter and not self.use_vllm:
+                stack.enter_context(merged_adapter(self.accelerator.unwrap_model(self.model)))
             batched = getattr(self, "use_transformers_continuous_batching", False)
             if self.shared_prefill and not (self.use_vllm or batched):
                 stack.enter_context(self._one_prompt_forward_per_group())
