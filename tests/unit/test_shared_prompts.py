@@ -94,3 +94,24 @@ def test_no_sharing_for_linear_attention_caches() -> None:
     hybrid = AutoModelForCausalLM.from_config(config).eval()
     ids, mask = left_padded([[5, 9, 12], [8, 3, 4]], group=2)
     assert prefill_shared_prompts(hybrid, ids, mask, 2) is None
+
+
+def test_shuffle_groups_moves_whole_groups_like_trl_shuffles_rows() -> None:
+    from rewardbridge.training.shared_prompts import shuffle_groups
+
+    torch.manual_seed(0)
+    batch = {
+        "ids": torch.arange(12).repeat_interleave(2).view(12, 2),  # row r holds [r, r]
+        "texts": [f"t{r}" for r in range(12)],
+        "num_items": torch.tensor(7),
+        "images": None,
+    }
+    out = shuffle_groups(batch, 3)
+    rows = out["ids"][:, 0].tolist()
+    assert sorted(rows) == list(range(12)) and rows != list(range(12))
+    groups = [rows[i : i + 3] for i in range(0, 12, 3)]
+    assert all(g == list(range(g[0], g[0] + 3)) and g[0] % 3 == 0 for g in groups)
+    assert out["texts"] == [f"t{r}" for r in rows]
+    assert out["num_items"] is batch["num_items"] and out["images"] is None
+    with pytest.raises(ValueError, match="whole groups of 5"):
+        shuffle_groups(batch, 5)

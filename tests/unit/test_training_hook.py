@@ -263,3 +263,88 @@ def test_sampling_with_the_adapter_merged_gives_the_same_completions(
     after = {n: p.data_ptr() for n, p in trainer.model.named_parameters() if "lora_" not in n}
     assert after == base
     assert not any(m.merged for m in trainer.model.modules() if isinstance(m, LoraLayer))
+
+
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_loss_forward_runs_each_prompt_once_with_the_same_logps_and_gradients(
+    tiny_model_dir: Path, tmp_path: Path, batch_size: int | None
+) -> None:
+    """``training.shared_prompt_forward``: each distinct prompt of a chunk runs once and its
+    rows continue from its cache; log-probs, entropies and LoRA gradients are the plain
+    forward's (float32), with fewer prompt rows through the model."""
+    import torch
+
+    from rewardbridge.models import load_causal_lm
+
+    def run(shared: bool) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]]:
+        config = tiny_config(
+            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
+            "--training.shared_prompt_forward", str(shared).lower(),
+        )  # fmt: skip
+        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
+        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        torch.manual_seed(0)
+        params = [p for n, p in trainer.model.named_parameters() if "lora_" in n]
+        for p in params:
+            torch.nn.init.normal_(p, std=0.3)
+        rows: list[int] = []
+        embed = trainer.model.get_input_embeddings()
+        embed.register_forward_hook(lambda m, args, out: rows.append(args[0].numel()))
+        gen = torch.Generator().manual_seed(3)
+        prompts = [torch.randint(5, 90, (n,), generator=gen) for n in (7, 4, 6)]
+        ids, mask = [], []
+        for prompt, copies in zip(prompts, (2, 3, 1), strict=True):  # left-padded to 7
+            for _ in range(copies):
+                completion = torch.randint(5, 90, (5,), generator=gen)
+                ids.append(torch.cat([torch.zeros(7 - len(prompt), dtype=torch.long), prompt,
+                                      completion]))  # fmt: skip
+                mask.append(torch.cat([torch.zeros(7 - len(prompt)), torch.ones(len(prompt)),
+                                       torch.tensor([1.0, 1, 1, 0, 0])]).long())  # fmt: skip
+        lp, ent, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, torch.stack(ids), torch.stack(mask), 5, batch_size,
+            compute_entropy=True,
+        )  # fmt: skip
+        (lp * torch.stack(mask)[:, -5:]).sum().backward()
+        return lp, ent, [p.grad.clone() for p in params], rows
+
+    plain_lp, plain_ent, plain_grads, plain_rows = run(False)
+    lp, ent, grads, rows = run(True)
+    torch.testing.assert_close(lp, plain_lp, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ent, plain_ent, rtol=1e-5, atol=1e-5)
+    for grad, plain in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(grad, plain, rtol=1e-4, atol=1e-6)
+    if batch_size is None:  # 3 prompts of 6 tokens once, then 6 rows of 1 + 5 tokens
+        assert plain_rows == [6 * 12] and rows == [3 * 6, 6 * 6]
+    else:  # chunks of 4 rows (prompts 2 + 2 copies of the second) and of 2 rows (2 prompts)
+        assert plain_rows == [4 * 12, 2 * 12] and rows == [2 * 6, 4 * 6, 2 * 12]
+
+
+@pytest.mark.parametrize(("loss_type", "whole"), [("dr_grpo", True), ("bnpo", False)])
+def test_micro_batches_hold_whole_groups_for_the_shared_prompt_forward(
+    tiny_model_dir: Path, tmp_path: Path, loss_type: str, whole: bool
+) -> None:
+    """TRL shuffles a generation batch's rows before cutting micro-batches; with the shared
+    prompt forward whole groups move instead (but under bnpo, whose normaliser is the
+    micro-batch's own token count), so each micro-batch holds 1 prompt's 4 samples here."""
+    import torch
+
+    from rewardbridge.models import load_causal_lm
+
+    config = tiny_config(
+        tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
+        "--training.per_device_batch_size", "4", "--training.gradient_accumulation_steps", "2",
+        "--algorithm.loss_type", loss_type,
+    )  # fmt: skip
+    policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
+    trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+    rows = list(to_dataset(EXAMPLES[:2], None))
+    torch.manual_seed(0)
+    trainer._prepare_inputs([rows[0]] * 4 + [rows[1]] * 4)
+    prompts = [
+        {tuple(r.tolist()) for r in batch["prompt_ids"]} for batch in trainer._buffered_inputs
+    ]
+    assert len(prompts) == 2
+    if whole:
+        assert [len(p) for p in prompts] == [1, 1]
+    else:  # TRL's row shuffle: with this seed the two prompts' samples are mixed
+        assert [len(p) for p in prompts] == [2, 2]

@@ -173,6 +173,9 @@ class TrainingConfig:
     # fine-tuning); None = on when model.dtype resolves to bfloat16 (rl.policy_precision)
     bf16: bool | None = None
     torch_threads: int | None = None  # CPU threads for torch; 1 is fastest on a busy shared CPU
+    # the loss's forward runs each distinct prompt of a micro-batch once, its rows continuing
+    # from that prompt's cache (training/shared_prompts.py; same log-probs and gradients)
+    shared_prompt_forward: bool = True
 
     def validate(self) -> None:
         if self.torch_threads is not None and self.torch_threads < 1:

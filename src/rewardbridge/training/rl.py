@@ -203,6 +203,7 @@ def build_trainer(
         advantage=AdvantageSettings.from_config(config),
         shared_prefill=config.generation.shared_prefill,
         merge_adapter=config.generation.merge_adapter,
+        shared_prompt_forward=config.training.shared_prompt_forward,
     )
 
 

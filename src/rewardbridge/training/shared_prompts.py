@@ -47,13 +47,10 @@ def prefill_shared_prompts(
 
     Positions follow ``generate``'s own for left-padded prompts (the attention mask's running
     count), so ``generate(input_ids, attention_mask, cache=...)`` continues exactly."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
     if not group_rows(input_ids, attention_mask, group) or not _shareable(model, generation_config):
         return None
-    cache = DynamicCache(config=model.config)
-    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
+    cache = _key_value_cache(model)
+    if cache is None:
         return None
     ids, mask = input_ids[::group, :-1], attention_mask[::group, :-1]
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
@@ -67,6 +64,50 @@ def prefill_shared_prompts(
             logits_to_keep=1,
         )
     cache.batch_repeat_interleave(group)
+    return cache
+
+
+def distinct_prompts(
+    prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each distinct (ids, mask) prompt row once, and for every row the index of its prompt."""
+    width = prompt_ids.shape[1]
+    rows = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], dim=1)
+    unique, index = torch.unique(rows, dim=0, return_inverse=True)
+    return unique[:, :width], unique[:, width:].to(prompt_mask.dtype), index
+
+
+def shared_prompt_cache(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, index: torch.Tensor
+) -> Any:
+    """The key/value cache of ``prompt_ids`` (each distinct prompt once), selected to the rows
+    ``index`` names; ``None`` where the model cannot share one (see ``prefill_shared_prompts``).
+
+    Built with the autograd graph when gradients are on, so a loss over the rows continued from
+    this cache sends each prompt's gradient, summed over its rows, back through one forward.
+    Positions are the plain forward's (0, 1, ... counting padding), as TRL's loss forward uses."""
+    if not _shareable(model, None):
+        return None
+    cache = _key_value_cache(model)
+    if cache is None:
+        return None
+    model(
+        input_ids=prompt_ids, attention_mask=prompt_mask, cache=cache, use_cache=True,
+        logits_to_keep=1,
+    )  # fmt: skip
+    for layer in cache.layers:
+        layer.batch_select_indices(index)
+    return cache
+
+
+def _key_value_cache(model: Any) -> Any:
+    """An empty ``DynamicCache`` for ``model`` if all its layers are plain key/value layers."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    cache = DynamicCache(config=model.config)
+    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
+        return None
     return cache
 
 
@@ -92,3 +133,23 @@ def _dropout(model: Any) -> bool:
         ("dropout" in k or "pdrop" in k) and isinstance(v, float | int) and v > 0
         for k, v in rates.items()
     )
+
+
+def shuffle_groups(batch: dict[str, Any], group: int) -> dict[str, Any]:
+    """TRL's ``shuffle_sequence_dict`` by whole groups: consecutive runs of ``group`` rows (a
+    prompt's samples) move together, so a micro-batch cut from the result holds whole groups
+    and the loss forward shares their prompt (``shared_prompt_cache``). Values as TRL treats
+    them: tensors with a batch dimension and lists permuted, 0-d tensors and ``None`` kept."""
+    size = len(next(v for v in batch.values() if v is not None))
+    if group < 2 or size % group:
+        raise ValueError(f"{size} rows are not whole groups of {group}")
+    order = (torch.randperm(size // group)[:, None] * group + torch.arange(group)).flatten()
+
+    def permute(value: Any) -> Any:
+        if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
+            return value
+        if isinstance(value, torch.Tensor):
+            return value[order]
+        return [value[i] for i in order]
+
+    return {key: permute(value) for key, value in batch.items()}

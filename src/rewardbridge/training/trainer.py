@@ -100,12 +100,14 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         advantage: AdvantageSettings,
         shared_prefill: bool = True,
         merge_adapter: bool = True,
+        shared_prompt_forward: bool = True,
         **kwargs: Any,
     ) -> None:
         get_estimator(advantage.estimator)  # fail early on a bad name
         self.advantage_settings = advantage
         self.shared_prefill = shared_prefill
         self.merge_adapter = merge_adapter
+        self.shared_prompt_forward = shared_prompt_forward
         self._gathered_rewards: torch.Tensor | None = None
         self._verify_seconds = 0.0
         super().__init__(*args, **kwargs)
@@ -174,11 +176,104 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
             else:
                 del model.generate
 
-    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
-        """TRL's log-probs with the fused head on completion positions only and, under bf16
-        autocast, the adapter's inputs left in bfloat16 (the model's forward is autocast)."""
+    def _prepare_inputs(self, generation_batch: Any) -> Any:
+        """TRL's buffering of a generation batch into micro-batches; with the shared prompt
+        forward its shuffle moves whole groups (``shared_prompts.shuffle_groups``), so each
+        micro-batch of 8 holds 2 prompts' samples instead of ~5 prompts' (6 groups of 4).
+        Every micro-batch of one generation batch feeds the same optimizer step, and the loss
+        types but ``bnpo`` (which divides by the micro-batch's own token count) weigh a row
+        the same wherever it falls: the same update. ``bnpo`` keeps TRL's row shuffle."""
+        import trl.trainer.grpo_trainer as grpo
+
+        from rewardbridge.training.shared_prompts import shuffle_groups
+
+        mode, group = self._group_size()
+        rows = self.args.per_device_train_batch_size
+        if not (
+            self.shared_prompt_forward and mode == "train" and self.loss_type != "bnpo"
+            and self.accelerator.num_processes == 1 and rows % group == 0
+        ):  # fmt: skip
+            return super()._prepare_inputs(generation_batch)
+        original = grpo.shuffle_sequence_dict
+        grpo.shuffle_sequence_dict = lambda batch: shuffle_groups(batch, group)  # type: ignore[assignment]
+        try:
+            return super()._prepare_inputs(generation_batch)
+        finally:
+            grpo.shuffle_sequence_dict = original
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        batch_size: int | None = None,
+        compute_entropy: bool = False,
+        compute_aux_loss: bool = False,
+        **extra: Any,
+    ) -> Any:
+        """TRL's log-probs with the fused head on completion positions only, under bf16 autocast
+        the adapter's inputs left in bfloat16 (the model's forward is autocast), and each
+        distinct prompt of a chunk computed once (``shared_prompt_forward``; text only, one
+        process, no MoE auxiliary loss; otherwise TRL's own loop)."""
         with labelled_positions_only(), self._adapter_inputs_uncast():
-            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+            text_only = all(v is None for v in extra.values()) and not compute_aux_loss
+            if self.shared_prompt_forward and text_only and self.accelerator.num_processes == 1:
+                return self._logps_each_prompt_once(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+                )
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size,
+                compute_entropy, compute_aux_loss, **extra,
+            )  # fmt: skip
+
+    def _logps_each_prompt_once(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        batch_size: int | None,
+        compute_entropy: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        """TRL's loop over chunks of ``batch_size`` rows, each chunk's distinct prompts (but
+        their last token) run once into a cache selected to the rows, then every row's last
+        prompt token and completion continued from it, scored by TRL's fused head as TRL
+        scores them. A GRPO group's copies of a prompt share its forward and, in the backward,
+        its gradient; the loss is the same function (unit test: same log-probs and gradients
+        in float32)."""
+        from rewardbridge.training.shared_prompts import distinct_prompts, shared_prompt_cache
+
+        split = input_ids.size(1) - logits_to_keep  # where the completions start
+        size = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), size):
+            ids, mask = input_ids[start : start + size], attention_mask[start : start + size]
+            head = split - 1  # the prompt but its last token
+            prompts, prompt_mask, index = distinct_prompts(ids[:, :head], mask[:, :head])
+            cache = None
+            if head >= 1 and len(prompts) < len(ids):
+                with self.accelerator.autocast():
+                    cache = shared_prompt_cache(model, prompts, prompt_mask, index)
+            if cache is None:  # nothing shared, or a model that cannot share: TRL's forward
+                lp, ent, _ = super()._get_per_token_logps_and_entropies(
+                    model, ids, mask, logits_to_keep, None, compute_entropy
+                )
+            else:
+                rest = ids[:, head:]
+                labels = rest.masked_fill(mask[:, head:] == 0, -100)
+                labels[:, :-logits_to_keep] = -100
+                with self.accelerator.autocast():
+                    out = model(
+                        input_ids=rest, attention_mask=mask, cache=cache, labels=labels,
+                        fused_lm_head=True,
+                    )  # fmt: skip
+                lp = out.log_probs[:, -logits_to_keep:]
+                ent = out.entropy[:, -logits_to_keep:] if compute_entropy else None
+            logps.append(lp)
+            if ent is not None:
+                entropies.append(ent)
+        return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
     def _adapter_inputs_uncast(self) -> contextlib.AbstractContextManager[Any]:
         """Under bf16 autocast, stop peft casting each LoRA input to the adapter's float32.
