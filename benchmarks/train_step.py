@@ -19,9 +19,10 @@ configuration's median over the repeats and, with both dtypes, the float32 / bfl
 ``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
 sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
 are overridden): the configuration is named ``"recipe <file>@<dtype>"``. With
-``--trl-sampling`` the same recipe also runs with sampling as TRL does it
-(``generation.shared_prefill`` and ``generation.merge_adapter`` off), the baseline of our
-sampling speed-ups, in the same run: ``"recipe <file>, TRL sampling@<dtype>"``.
+``--trl-baseline`` the same recipe also runs with sampling and the loss forward as TRL does them
+(``generation.shared_prefill``, ``generation.merge_adapter`` and
+``training.shared_prompt_forward`` off), the baseline of those speed-ups, in the same run:
+``"recipe <file>, TRL's loop@<dtype>"``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-TRL_SAMPLING = ["--generation.shared_prefill=false", "--generation.merge_adapter=false"]
+TRL_LOOP = [
+    "--generation.shared_prefill=false",
+    "--generation.merge_adapter=false",
+    "--training.shared_prompt_forward=false",
+]
 
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "rule (jaccard)": ("jaccard", {}),
@@ -129,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", type=Path, default=None, help="time this recipe's step")
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
     parser.add_argument(
-        "--trl-sampling", action="store_true",
-        help="with --recipe: also run it with TRL's own sampling (our sampling speed-ups off)",
+        "--trl-baseline", action="store_true",
+        help="with --recipe: also run it with TRL's own sampling and loss forward",
     )  # fmt: skip
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
@@ -139,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         names: dict[str, tuple[str, ...]] = {n: () for n in args.only or list(CONFIGS)}
         if args.recipe:
             names = {f"recipe {args.recipe.name}": ()}
-            if args.trl_sampling:
-                names[f"recipe {args.recipe.name}, TRL sampling"] = tuple(TRL_SAMPLING)
+            if args.trl_baseline:
+                names[f"recipe {args.recipe.name}, TRL's loop"] = tuple(TRL_LOOP)
         dtypes = args.dtypes.split(",")
         runs = [(r, n, d) for r in range(args.repeats) for n in names for d in dtypes]
         for i, (repeat, name, dtype) in enumerate(runs):
