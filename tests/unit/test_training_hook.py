@@ -349,3 +349,24 @@ def test_micro_batches_hold_whole_groups_for_the_shared_prompt_forward(
         assert [len(p) for p in prompts] == [1, 1]
     else:  # TRL's row shuffle: with this seed the two prompts' samples are mixed
         assert [len(p) for p in prompts] == [2, 2]
+
+
+def test_shared_prompt_forward_steps_aside_under_activation_checkpointing(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A checkpointed layer reruns its forward in the backward, which would append the prompt
+    cache's keys twice: with checkpointing on, the loss forward is TRL's own."""
+    import torch
+
+    from rewardbridge.models import load_causal_lm
+
+    def trainer_with(checkpointing: bool) -> Any:
+        config = tiny_config(
+            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
+            "--model.gradient_checkpointing", str(checkpointing).lower(),
+        )  # fmt: skip
+        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
+        return build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+
+    assert trainer_with(False)._one_plain_process()
+    assert not trainer_with(True)._one_plain_process()

@@ -6,9 +6,10 @@ verifier) and ``_generate_and_score_completions`` (to replace TRL's advantages b
 optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both methods and
 the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch. For
 speed it also wraps ``_generate_single_turn`` (bf16 autocast; each group's prompt computed once,
-``shared_prompts``; a LoRA adapter merged, ``merged_adapter``) and
-``_get_per_token_logps_and_entropies`` (``labelled_positions_only``;
-LoRA inputs left in bf16 under autocast).
+``shared_prompts``; a LoRA adapter merged, ``merged_adapter``),
+``_get_per_token_logps_and_entropies`` (``labelled_positions_only``; LoRA inputs left in bf16
+under autocast; each distinct prompt of a chunk run once, ``shared_prompt_forward``) and
+``_prepare_inputs`` (micro-batches cut by whole groups for that sharing).
 
 Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
 TRL's ``nansum``. The callbacks here write ``metrics.jsonl`` and stop a run whose live canaries
@@ -191,11 +192,16 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         rows = self.args.per_device_train_batch_size
         if not (
             self.shared_prompt_forward and mode == "train" and self.loss_type != "bnpo"
-            and self.accelerator.num_processes == 1 and rows % group == 0
+            and self._one_plain_process() and rows % group == 0
         ):  # fmt: skip
             return super()._prepare_inputs(generation_batch)
         original = grpo.shuffle_sequence_dict
-        grpo.shuffle_sequence_dict = lambda batch: shuffle_groups(batch, group)  # type: ignore[assignment]
+
+        def shuffle(batch: dict[str, Any]) -> dict[str, Any]:
+            size = len(next(v for v in batch.values() if v is not None))
+            return shuffle_groups(batch, group) if size % group == 0 else original(batch)
+
+        grpo.shuffle_sequence_dict = shuffle  # type: ignore[assignment]
         try:
             return super()._prepare_inputs(generation_batch)
         finally:
@@ -218,7 +224,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         process, no MoE auxiliary loss; otherwise TRL's own loop)."""
         with labelled_positions_only(), self._adapter_inputs_uncast():
             text_only = all(v is None for v in extra.values()) and not compute_aux_loss
-            if self.shared_prompt_forward and text_only and self.accelerator.num_processes == 1:
+            if self.shared_prompt_forward and text_only and self._one_plain_process():
                 return self._logps_each_prompt_once(
                     model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
                 )
@@ -226,6 +232,14 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
                 model, input_ids, attention_mask, logits_to_keep, batch_size,
                 compute_entropy, compute_aux_loss, **extra,
             )  # fmt: skip
+
+    def _one_plain_process(self) -> bool:
+        """One process and no activation checkpointing (its recomputed forward would append the
+        prompt cache's keys a second time): where the shared prompt forward applies."""
+        checkpointing = getattr(self.args, "activation_checkpointing", None)
+        if checkpointing is None:
+            checkpointing = getattr(self.args, "gradient_checkpointing", False)
+        return self.accelerator.num_processes == 1 and not checkpointing
 
     def _logps_each_prompt_once(
         self,
