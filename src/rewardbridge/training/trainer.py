@@ -181,18 +181,21 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         """TRL's buffering of a generation batch into micro-batches; with the shared prompt
         forward its shuffle moves whole groups (``shared_prompts.shuffle_groups``), so each
         micro-batch of 8 holds 2 prompts' samples instead of ~5 prompts' (6 groups of 4).
-        Every micro-batch of one generation batch feeds the same optimizer step, and the loss
-        types but ``bnpo`` (which divides by the micro-batch's own token count) weigh a row
-        the same wherever it falls: the same update. ``bnpo`` keeps TRL's row shuffle."""
+        Only where every micro-batch of a generation batch feeds the same optimizer step
+        (``steps_per_generation`` = ``gradient_accumulation_steps``, as our recipes set it) and
+        the loss weighs a row the same wherever it falls (every loss type but ``bnpo``, which
+        divides by the micro-batch's own token count): there it is the same update."""
         import trl.trainer.grpo_trainer as grpo
 
         from rewardbridge.training.shared_prompts import shuffle_groups
 
         mode, group = self._group_size()
         rows = self.args.per_device_train_batch_size
+        one_step = getattr(self.args, "steps_per_generation", None)  # TRL's GRPOConfig field
         if not (
             self.shared_prompt_forward and mode == "train" and self.loss_type != "bnpo"
             and self._one_plain_process() and rows % group == 0
+            and one_step == self.args.gradient_accumulation_steps
         ):  # fmt: skip
             return super()._prepare_inputs(generation_batch)
         original = grpo.shuffle_sequence_dict
