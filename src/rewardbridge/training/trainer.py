@@ -191,11 +191,11 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
 
         mode, group = self._group_size()
         rows = self.args.per_device_train_batch_size
-        one_step = getattr(self.args, "steps_per_generation", None)  # TRL's GRPOConfig field
+        steps = getattr(self.args, "steps_per_generation", None)  # a GRPOConfig field
         if not (
             self.shared_prompt_forward and mode == "train" and self.loss_type != "bnpo"
             and self._one_plain_process() and rows % group == 0
-            and one_step == self.args.gradient_accumulation_steps
+            and steps == self.args.gradient_accumulation_steps
         ):  # fmt: skip
             return super()._prepare_inputs(generation_batch)
         original = grpo.shuffle_sequence_dict
