@@ -11,6 +11,12 @@ Where sharing would change the samples (active dropout) or is not possible (line
 caches, a chosen ``cache_implementation``), ``generate`` runs as TRL calls it. On the 2-core
 CPU (24 rows x 202 prompt tokens, 32 new tokens, SmolLM2-135M + LoRA): 8.3 -> 5.6 s in
 bfloat16, 13.0 -> 8.0 s in float32.
+
+The loss's forward does the same with gradients: ``distinct_prompts`` finds a micro-batch's
+distinct prompts, ``shared_prompt_cache`` runs each once (positions as TRL's plain forward
+counts them) and selects its cache to the rows, whose completions the trainer continues from
+it; ``shuffle_groups`` keeps each prompt's samples in one micro-batch. Quickstart update
+(3 micro-batches of 8 x ~232 tokens): 9.7 -> 6.0 s in bfloat16, 15.5 -> 8.0 s in float32.
 """
 
 from __future__ import annotations
