@@ -12,9 +12,10 @@ verification = the reward call, update = the optimizer step's remaining time.
 
     python benchmarks/train_step.py [--quick] [--steps N] [--dtypes float32,bfloat16] [--json OUT]
 
-``--repeats N`` runs every configuration N times, the dtypes interleaved (bf16, fp32, bf16,
-fp32...) so that a slow spell of a shared machine falls on both; the summary gives each
-configuration's median over the repeats and, with both dtypes, the float32 / bfloat16 ratio.
+Every run trains in a Python process of its own. ``--repeats N`` runs every configuration N
+times, the dtypes interleaved (bf16, fp32, bf16, fp32...) so that a slow spell of a shared
+machine falls on both; the summary gives each configuration's median over the repeats and, with
+both dtypes, the float32 / bfloat16 ratio.
 
 ``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
 sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
@@ -101,6 +102,16 @@ def measure(
     }  # fmt: skip
 
 
+def in_own_process(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a fresh (spawned) Python process: a run inherits no
+    allocator or thread-pool state from the runs before it (run one after another in one
+    process, the quickstart's fp32 step measured ~10% slower than in a process of its own)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args, kwargs)
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per configuration: the median seconds per step of each dtype over the repeats, and the
     float32 / bfloat16 ratio of those medians where both were run."""
@@ -150,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(r, n, d) for r in range(args.repeats) for n in names for d in dtypes]
         for i, (repeat, name, dtype) in enumerate(runs):
             verifier, options = CONFIGS.get(name, ("", {}))
-            result = measure(
-                name, verifier, options, steps=steps, prompts=args.prompts, tokens=tokens,
-                threads=args.threads, out=Path(tmp) / str(i), dtype=dtype, recipe=args.recipe,
-                overrides=names[name],
+            result = in_own_process(
+                measure, name, verifier, options, steps=steps, prompts=args.prompts,
+                tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype,
+                recipe=args.recipe, overrides=names[name],
             )  # fmt: skip
             results.append(result | {"repeat": repeat})
     print(
