@@ -2,9 +2,9 @@
 SmolLM2-135M policy: held-out accuracy before (greedy), a short RLOO run (LoRA) against the
 recipe's verifier, held-out accuracy after, with a paired bootstrap 95% interval of the gain,
 the training verifier's and the rule check's accuracy, the answer-format rate and the reward
-curve. Writes demo_summary.json, demo_report.md and curves.png. About 3 minutes on a 2-core
-CPU with bf16 (AMX), longer in fp32; run from the repository root (the recipe and its data
-path are relative to it)."""
+curve. Writes demo_summary.json, demo_report.md and curves.png. 2-3 minutes on a 2-core CPU
+with bf16 (AMX), longer in fp32; run from the repository root (the recipe and its data path
+are relative to it)."""
 
 from __future__ import annotations
 
