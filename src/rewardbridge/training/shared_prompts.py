@@ -12,16 +12,19 @@ caches, a chosen ``cache_implementation``), ``generate`` runs as TRL calls it. O
 CPU (24 rows x 202 prompt tokens, 32 new tokens, SmolLM2-135M + LoRA): 8.3 -> 5.6 s in
 bfloat16, 13.0 -> 8.0 s in float32.
 
-The loss's forward does the same with gradients: ``distinct_prompts`` finds a micro-batch's
-distinct prompts, ``shared_prompt_cache`` runs each once (positions as TRL's plain forward
-counts them) and selects its cache to the rows, whose completions the trainer continues from
-it; ``shuffle_groups`` keeps each prompt's samples in one micro-batch. Quickstart update
+The loss's forward does the same with gradients (``logps_each_prompt_once``):
+``distinct_prompts`` finds a micro-batch's distinct prompts, ``shared_prompt_cache`` runs each
+once (positions as TRL's plain forward counts them) and selects its cache to the rows, whose
+completions continue from it; ``shuffle_groups`` (``trl_shuffles_groups`` in TRL's trainer)
+keeps each prompt's samples in one micro-batch. Quickstart update
 (3 micro-batches of 8 x ~232 tokens): 9.7 -> 6.0 s in bfloat16, 15.5 -> 8.0 s in float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -106,6 +109,54 @@ def shared_prompt_cache(
     return cache
 
 
+def logps_each_prompt_once(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    logits_to_keep: int,
+    batch_size: int | None,
+    compute_entropy: bool,
+    *,
+    plain: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """TRL's log-prob loop (``GRPOTrainer._get_per_token_logps_and_entropies``, text only) over
+    chunks of ``batch_size`` rows, each chunk's distinct prompts (but their last token) run once
+    into a cache selected to the rows, then every row's last prompt token and completion
+    continued from it and scored by TRL's fused head as TRL scores them. A GRPO group's copies
+    of a prompt share its forward and, in the backward, its gradient; the same log-probs,
+    entropies and gradients as TRL's forward (unit test, float32). ``plain(ids, mask)`` scores
+    a chunk TRL's way where nothing is shared or the model cannot share."""
+    split = input_ids.size(1) - logits_to_keep  # where the completions start
+    head = split - 1  # the prompt but its last token
+    size = batch_size or input_ids.size(0)
+    logps, entropies = [], []
+    for start in range(0, input_ids.size(0), size):
+        ids, mask = input_ids[start : start + size], attention_mask[start : start + size]
+        prompts, prompt_mask, index = distinct_prompts(ids[:, :head], mask[:, :head])
+        cache = None
+        if head >= 1 and len(prompts) < len(ids):
+            with autocast():
+                cache = shared_prompt_cache(model, prompts, prompt_mask, index)
+        if cache is None:
+            lp, ent = plain(ids, mask)
+        else:
+            rest = ids[:, head:]
+            labels = rest.masked_fill(mask[:, head:] == 0, -100)
+            labels[:, :-logits_to_keep] = -100
+            with autocast():
+                out = model(
+                    input_ids=rest, attention_mask=mask, cache=cache, labels=labels,
+                    fused_lm_head=True,
+                )  # fmt: skip
+            lp = out.log_probs[:, -logits_to_keep:]
+            ent = out.entropy[:, -logits_to_keep:] if compute_entropy else None
+        logps.append(lp)
+        if ent is not None:
+            entropies.append(ent)
+    return torch.cat(logps), torch.cat(entropies) if compute_entropy else None
+
+
 def _key_value_cache(model: Any) -> Any:
     """An empty ``DynamicCache`` for ``model`` if all its layers are plain key/value layers."""
     from transformers import DynamicCache
@@ -159,3 +210,22 @@ def shuffle_groups(batch: dict[str, Any], group: int) -> dict[str, Any]:
         return [value[i] for i in order]
 
     return {key: permute(value) for key, value in batch.items()}
+
+
+@contextlib.contextmanager
+def trl_shuffles_groups(group: int) -> Iterator[None]:
+    """While inside, TRL's GRPO trainer shuffles a generation batch by whole groups
+    (``shuffle_groups``) where its rows are whole groups, by rows (TRL's own) where not."""
+    import trl.trainer.grpo_trainer as grpo
+
+    original = grpo.shuffle_sequence_dict
+
+    def shuffle(batch: dict[str, Any]) -> dict[str, Any]:
+        size = len(next(v for v in batch.values() if v is not None))
+        return shuffle_groups(batch, group) if size % group == 0 else original(batch)
+
+    grpo.shuffle_sequence_dict = shuffle  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        grpo.shuffle_sequence_dict = original

@@ -185,9 +185,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         (``steps_per_generation`` = ``gradient_accumulation_steps``, as our recipes set it) and
         the loss weighs a row the same wherever it falls (every loss type but ``bnpo``, which
         divides by the micro-batch's own token count): there it is the same update."""
-        import trl.trainer.grpo_trainer as grpo
-
-        from rewardbridge.training.shared_prompts import shuffle_groups
+        from rewardbridge.training.shared_prompts import trl_shuffles_groups
 
         mode, group = self._group_size()
         rows = self.args.per_device_train_batch_size
@@ -198,17 +196,8 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
             and steps == self.args.gradient_accumulation_steps
         ):  # fmt: skip
             return super()._prepare_inputs(generation_batch)
-        original = grpo.shuffle_sequence_dict
-
-        def shuffle(batch: dict[str, Any]) -> dict[str, Any]:
-            size = len(next(v for v in batch.values() if v is not None))
-            return shuffle_groups(batch, group) if size % group == 0 else original(batch)
-
-        grpo.shuffle_sequence_dict = shuffle  # type: ignore[assignment]
-        try:
+        with trl_shuffles_groups(group):
             return super()._prepare_inputs(generation_batch)
-        finally:
-            grpo.shuffle_sequence_dict = original
 
     def _get_per_token_logps_and_entropies(
         self,
@@ -225,16 +214,25 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         the adapter's inputs left in bfloat16 (the model's forward is autocast), and each
         distinct prompt of a chunk computed once (``shared_prompt_forward``; text only, one
         process, no MoE auxiliary loss; otherwise TRL's own loop)."""
+        from rewardbridge.training.shared_prompts import logps_each_prompt_once
+
+        trl = super()._get_per_token_logps_and_entropies
         with labelled_positions_only(), self._adapter_inputs_uncast():
             text_only = all(v is None for v in extra.values()) and not compute_aux_loss
-            if self.shared_prompt_forward and text_only and self._one_plain_process():
-                return self._logps_each_prompt_once(
-                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
-                )
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size,
-                compute_entropy, compute_aux_loss, **extra,
+            if not (self.shared_prompt_forward and text_only and self._one_plain_process()):
+                return trl(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size,
+                    compute_entropy, compute_aux_loss, **extra,
+                )  # fmt: skip
+
+            def plain(ids: torch.Tensor, mask: torch.Tensor) -> Any:  # a chunk TRL's way
+                return trl(model, ids, mask, logits_to_keep, None, compute_entropy)[:2]
+
+            logps, entropies = logps_each_prompt_once(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                plain=plain, autocast=self.accelerator.autocast,
             )  # fmt: skip
+            return logps, entropies, None
 
     def _one_plain_process(self) -> bool:
         """One process and no activation checkpointing (its recomputed forward would append the
@@ -243,54 +241,6 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         if checkpointing is None:
             checkpointing = getattr(self.args, "gradient_checkpointing", False)
         return self.accelerator.num_processes == 1 and not checkpointing
-
-    def _logps_each_prompt_once(
-        self,
-        model: Any,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        logits_to_keep: int,
-        batch_size: int | None,
-        compute_entropy: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
-        """TRL's loop over chunks of ``batch_size`` rows, each chunk's distinct prompts (but
-        their last token) run once into a cache selected to the rows, then every row's last
-        prompt token and completion continued from it, scored by TRL's fused head as TRL
-        scores them. A GRPO group's copies of a prompt share its forward and, in the backward,
-        its gradient; the loss is the same function (unit test: same log-probs and gradients
-        in float32)."""
-        from rewardbridge.training.shared_prompts import distinct_prompts, shared_prompt_cache
-
-        split = input_ids.size(1) - logits_to_keep  # where the completions start
-        size = batch_size or input_ids.size(0)
-        logps, entropies = [], []
-        for start in range(0, input_ids.size(0), size):
-            ids, mask = input_ids[start : start + size], attention_mask[start : start + size]
-            head = split - 1  # the prompt but its last token
-            prompts, prompt_mask, index = distinct_prompts(ids[:, :head], mask[:, :head])
-            cache = None
-            if head >= 1 and len(prompts) < len(ids):
-                with self.accelerator.autocast():
-                    cache = shared_prompt_cache(model, prompts, prompt_mask, index)
-            if cache is None:  # nothing shared, or a model that cannot share: TRL's forward
-                lp, ent, _ = super()._get_per_token_logps_and_entropies(
-                    model, ids, mask, logits_to_keep, None, compute_entropy
-                )
-            else:
-                rest = ids[:, head:]
-                labels = rest.masked_fill(mask[:, head:] == 0, -100)
-                labels[:, :-logits_to_keep] = -100
-                with self.accelerator.autocast():
-                    out = model(
-                        input_ids=rest, attention_mask=mask, cache=cache, labels=labels,
-                        fused_lm_head=True,
-                    )  # fmt: skip
-                lp = out.log_probs[:, -logits_to_keep:]
-                ent = out.entropy[:, -logits_to_keep:] if compute_entropy else None
-            logps.append(lp)
-            if ent is not None:
-                entropies.append(ent)
-        return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
     def _adapter_inputs_uncast(self) -> contextlib.AbstractContextManager[Any]:
         """Under bf16 autocast, stop peft casting each LoRA input to the adapter's float32.
