@@ -56,24 +56,13 @@ def prefill_shared_prompts(
 
     Positions follow ``generate``'s own for left-padded prompts (the attention mask's running
     count), so ``generate(input_ids, attention_mask, cache=...)`` continues exactly."""
-    if not group_rows(input_ids, attention_mask, group) or not _shareable(model, generation_config):
-        return None
-    cache = _key_value_cache(model)
-    if cache is None:
+    if not group_rows(input_ids, attention_mask, group):
         return None
     ids, mask = input_ids[::group, :-1], attention_mask[::group, :-1]
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    rows = torch.arange(ids.shape[0], device=ids.device).repeat_interleave(group)
     with torch.no_grad():
-        model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-    cache.batch_repeat_interleave(group)
-    return cache
+        return shared_prompt_cache(model, ids, mask, rows, positions, generation_config)
 
 
 def distinct_prompts(
@@ -87,22 +76,31 @@ def distinct_prompts(
 
 
 def shared_prompt_cache(
-    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, index: torch.Tensor
+    model: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    index: torch.Tensor,
+    positions: torch.Tensor | None = None,
+    generation_config: Any = None,
 ) -> Any:
     """The key/value cache of ``prompt_ids`` (each distinct prompt once), selected to the rows
     ``index`` names; ``None`` where the model cannot share one (see ``prefill_shared_prompts``).
 
     Built with the autograd graph when gradients are on, so a loss over the rows continued from
     this cache sends each prompt's gradient, summed over its rows, back through one forward.
-    Positions are the plain forward's (0, 1, ... counting padding), as TRL's loss forward uses."""
-    if not _shareable(model, None):
+    Without ``positions`` they are the plain forward's (0, 1, ... counting padding), as TRL's
+    loss forward uses; ``generate`` counts from each row's first token instead."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    if not _shareable(model, generation_config):
         return None
-    cache = _key_value_cache(model)
-    if cache is None:
+    cache: Any = DynamicCache(config=model.config)  # its layers typed as a union
+    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
         return None
     model(
-        input_ids=prompt_ids, attention_mask=prompt_mask, cache=cache, use_cache=True,
-        logits_to_keep=1,
+        input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, cache=cache,
+        use_cache=True, logits_to_keep=1,
     )  # fmt: skip
     for layer in cache.layers:
         layer.batch_select_indices(index)
@@ -155,17 +153,6 @@ def logps_each_prompt_once(
         if ent is not None:
             entropies.append(ent)
     return torch.cat(logps), torch.cat(entropies) if compute_entropy else None
-
-
-def _key_value_cache(model: Any) -> Any:
-    """An empty ``DynamicCache`` for ``model`` if all its layers are plain key/value layers."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-    cache = DynamicCache(config=model.config)
-    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
-        return None
-    return cache
 
 
 def _shareable(model: Any, generation_config: Any) -> bool:
