@@ -61,6 +61,20 @@ def tiny_config(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
+def fp32_trainer(tiny_model_dir: Path, tmp_path: Path, *extra: str) -> Any:
+    """A trainer on the tiny model in float32, no autocast (bf16 would round the compared
+    paths apart), with ``extra`` recipe flags."""
+    import torch
+
+    from rewardbridge.models import load_causal_lm
+
+    config = tiny_config(
+        tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false", *extra
+    )
+    policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
+    return build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+
+
 @pytest.mark.parametrize(
     ("estimator", "extra"),
     [
@@ -187,7 +201,6 @@ def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
     import torch
 
     import rewardbridge.training.shared_prompts as shared_prompts
-    from rewardbridge.models import load_causal_lm
 
     calls: list[int] = []
     real = shared_prompts.prefill_shared_prompts
@@ -204,12 +217,9 @@ def test_sampling_computes_each_group_prompt_once_with_the_same_completions(
     inputs = [rows[0]] * 4 + [rows[1]] * 4
 
     def completions(shared: bool) -> tuple[Any, torch.Tensor]:
-        config = tiny_config(
-            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
-            "--generation.shared_prefill", str(shared).lower(),
-        )  # fmt: skip
-        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)  # bf16 would round apart
-        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        trainer = fp32_trainer(
+            tiny_model_dir, tmp_path, "--generation.shared_prefill", str(shared).lower()
+        )
         torch.manual_seed(1)
         return trainer, trainer._generate_and_score_completions(inputs)["completion_ids"]
 
@@ -231,18 +241,13 @@ def test_sampling_with_the_adapter_merged_gives_the_same_completions(
     import torch
     from peft.tuners.lora import LoraLayer
 
-    from rewardbridge.models import load_causal_lm
-
     rows = list(to_dataset(EXAMPLES[:2], None))
     inputs = [rows[0]] * 4 + [rows[1]] * 4
 
     def completions(merge: bool) -> tuple[torch.Tensor, list[bool], dict[str, int], Any]:
-        config = tiny_config(
-            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
-            "--generation.merge_adapter", str(merge).lower(),
-        )  # fmt: skip
-        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
-        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        trainer = fp32_trainer(
+            tiny_model_dir, tmp_path, "--generation.merge_adapter", str(merge).lower()
+        )
         torch.manual_seed(0)
         for name, param in trainer.model.named_parameters():
             if "lora_B" in name:  # peft starts B at 0, where merging changes nothing
@@ -275,15 +280,10 @@ def test_loss_forward_runs_each_prompt_once_with_the_same_logps_and_gradients(
     forward's (float32), with fewer prompt rows through the model."""
     import torch
 
-    from rewardbridge.models import load_causal_lm
-
     def run(shared: bool) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]]:
-        config = tiny_config(
-            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
-            "--training.shared_prompt_forward", str(shared).lower(),
-        )  # fmt: skip
-        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
-        trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        trainer = fp32_trainer(
+            tiny_model_dir, tmp_path, "--training.shared_prompt_forward", str(shared).lower()
+        )
         torch.manual_seed(0)
         params = [p for n, p in trainer.model.named_parameters() if "lora_" in n]
         for p in params:
@@ -329,15 +329,10 @@ def test_micro_batches_hold_whole_groups_for_the_shared_prompt_forward(
     micro-batch's own token count), so each micro-batch holds 1 prompt's 4 samples here."""
     import torch
 
-    from rewardbridge.models import load_causal_lm
-
-    config = tiny_config(
-        tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
-        "--training.per_device_batch_size", "4", "--training.gradient_accumulation_steps", "2",
-        "--algorithm.loss_type", loss_type,
+    trainer = fp32_trainer(
+        tiny_model_dir, tmp_path, "--training.per_device_batch_size", "4",
+        "--training.gradient_accumulation_steps", "2", "--algorithm.loss_type", loss_type,
     )  # fmt: skip
-    policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
-    trainer = build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
     rows = list(to_dataset(EXAMPLES[:2], None))
     torch.manual_seed(0)
     trainer._prepare_inputs([rows[0]] * 4 + [rows[1]] * 4)
@@ -356,17 +351,11 @@ def test_shared_prompt_forward_steps_aside_under_activation_checkpointing(
 ) -> None:
     """A checkpointed layer reruns its forward in the backward, which would append the prompt
     cache's keys twice: with checkpointing on, the loss forward is TRL's own."""
-    import torch
-
-    from rewardbridge.models import load_causal_lm
 
     def trainer_with(checkpointing: bool) -> Any:
-        config = tiny_config(
-            tmp_path, "--model.policy", str(tiny_model_dir), "--training.bf16", "false",
-            "--model.gradient_checkpointing", str(checkpointing).lower(),
-        )  # fmt: skip
-        policy = load_causal_lm(tiny_model_dir, dtype=torch.float32)
-        return build_trainer(config, EXAMPLES, HashVerifier(), policy=policy)
+        return fp32_trainer(
+            tiny_model_dir, tmp_path, "--model.gradient_checkpointing", str(checkpointing).lower()
+        )
 
     assert trainer_with(False)._one_plain_process()
     assert not trainer_with(True)._one_plain_process()
