@@ -20,9 +20,10 @@ both dtypes, the float32 / bfloat16 ratio.
 ``--recipe recipes/quickstart-cpu.yaml`` times that recipe's own step instead (its verifier,
 sizes, micro-batches and LoRA; only the dtype, the step count, the threads and the output folder
 are overridden): the configuration is named ``"recipe <file>@<dtype>"``. With
-``--trl-baseline`` the same recipe also runs with sampling and the loss forward as TRL does them
-(``generation.shared_prefill``, ``generation.merge_adapter`` and
-``training.shared_prompt_forward`` off), the baseline of those speed-ups, in the same run:
+``--trl-baseline`` the same recipe also runs with sampling and the loss forward as TRL and
+transformers do them (``generation.shared_prefill``, ``generation.merge_adapter``,
+``generation.inverse_cdf_sampling``, ``training.shared_prompt_forward`` and
+``training.float32_grad_attention`` off), the baseline of those speed-ups, in the same run:
 ``"recipe <file>, TRL's loop@<dtype>"``.
 """
 
@@ -39,7 +40,9 @@ from typing import Any
 TRL_LOOP = [
     "--generation.shared_prefill=false",
     "--generation.merge_adapter=false",
+    "--generation.inverse_cdf_sampling=false",
     "--training.shared_prompt_forward=false",
+    "--training.float32_grad_attention=false",
 ]
 
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -97,6 +100,9 @@ def measure(
         **{f"{k}_s": v for k, v in parts.items()},
         **{f"{k}_share": v / step for k, v in parts.items()},
         "unjudged_per_step": statistics.mean(r.get("unjudged", 0.0) for r in counted),
+        # sampled lengths differ between runs (another dtype or sampler draws other tokens),
+        # and a step's time follows them
+        "mean_completion_tokens": statistics.mean(r["response_length"] for r in counted),
         "wall_s": wall, "completions_per_step": config.completions_per_step,
         "max_completion_length": config.generation.max_completion_length,
     }  # fmt: skip
@@ -169,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result | {"repeat": repeat})
     print(
         f"{'configuration':56s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
+        f" {'tokens':>7s}"
     )
     for r in results:
         print(
             f"{r['config']:56s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
             f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
+            f" {r['mean_completion_tokens']:7.1f}"
         )
     summary = summarize(results)
     for name, row in summary.items():

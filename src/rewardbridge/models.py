@@ -275,6 +275,58 @@ def contiguous_head_input(model: Any) -> Any:
     return model
 
 
+FLOAT32_GRAD_SDPA = "sdpa_float32_grad"
+
+
+def _sdpa_float32_grad(
+    module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any
+) -> tuple[Any, Any]:
+    """transformers' SDPA attention, in float32 for a half-precision CPU forward that records a
+    graph for the backward; every other call goes to SDPA unchanged.
+
+    On a CPU, torch's flash-attention backward is slower in bfloat16 than in float32 (an RL
+    micro-batch's 8 x 9-head x 33-query call over 239 keys: 13.6 ms forward + backward in bf16,
+    8.8 ms in fp32, 7.0 ms with the inputs cast up, ``docs/benchmarks.md``), and the forward in
+    float32 is also the more precise one. Decoding and scoring without gradients keep bf16,
+    whose forward is faster (1.0 vs 1.5 ms)."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if not (
+        torch.is_grad_enabled()
+        and query.device.type == "cpu"
+        and query.dtype in (torch.bfloat16, torch.float16)
+    ):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    with torch.autocast("cpu", enabled=False):
+        out, weights = sdpa_attention_forward(
+            module, query.float(), key.float(), value.float(), attention_mask, **kwargs
+        )
+    return out.to(query.dtype), weights
+
+
+def float32_grad_attention(model: Any, enabled: bool = True) -> Any:
+    """Switch a model on transformers' SDPA attention to ``_sdpa_float32_grad`` (registered once
+    under ``FLOAT32_GRAD_SDPA``, with SDPA's mask); ``enabled=False`` switches it back to plain
+    SDPA. Other attention implementations (eager, flash kernels) are left alone. Idempotent;
+    returns the model."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    current = getattr(model.config, "_attn_implementation", None)
+    if not enabled and current == FLOAT32_GRAD_SDPA:
+        model.set_attn_implementation("sdpa")
+    if not enabled or current != "sdpa":
+        return model
+    if FLOAT32_GRAD_SDPA not in AttentionInterface._global_mapping:
+        AttentionInterface.register(FLOAT32_GRAD_SDPA, _sdpa_float32_grad)
+        AttentionMaskInterface.register(FLOAT32_GRAD_SDPA, sdpa_mask)
+    model.set_attn_implementation(FLOAT32_GRAD_SDPA)
+    return model
+
+
 def load_causal_lm(
     spec: str | os.PathLike[str] | None,
     *,
@@ -309,6 +361,7 @@ def load_causal_lm(
     model.to(device)
     model.eval()
     contiguous_head_input(model)
+    float32_grad_attention(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

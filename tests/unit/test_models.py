@@ -188,3 +188,65 @@ def test_contiguous_head_input_keeps_the_logits() -> None:
         hooked = model(ids, logits_to_keep=2).logits
     assert seen == [True] and len(head._forward_pre_hooks) == 1
     torch.testing.assert_close(hooked, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_float32_grad_attention_only_where_a_cpu_backward_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copy
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa",
+    )  # fmt: skip
+    plain = LlamaForCausalLM(config).to(torch.bfloat16)
+    switched = models.float32_grad_attention(models.float32_grad_attention(copy.deepcopy(plain)))
+    assert switched.config._attn_implementation == models.FLOAT32_GRAD_SDPA
+    eager = LlamaForCausalLM(LlamaConfig(**{**config.to_dict(), "attn_implementation": "eager"}))
+    assert models.float32_grad_attention(eager).config._attn_implementation == "eager"
+
+    seen: list[torch.dtype] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recorded(query: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(query.dtype)
+        return sdpa(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recorded)
+    ids = torch.randint(0, 64, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # left padding: SDPA gets a boolean mask
+    with torch.no_grad():
+        torch.testing.assert_close(
+            switched(ids, attention_mask=mask).logits, plain(ids, attention_mask=mask).logits,
+            rtol=0, atol=0,
+        )  # fmt: skip
+    assert seen == [torch.bfloat16] * 4  # decoding and scoring keep bf16
+    seen.clear()
+    out = switched(ids, attention_mask=mask).logits
+    assert seen == [torch.float32] * 2 and out.dtype == torch.bfloat16
+    reference = plain(ids, attention_mask=mask).logits
+    torch.testing.assert_close(out.float(), reference.float(), rtol=0.02, atol=0.02)
+    out.float().square().sum().backward()
+    reference.float().square().sum().backward()
+    for (name, a), b in zip(switched.named_parameters(), plain.parameters(), strict=True):
+        assert a.grad is not None and torch.isfinite(a.grad).all(), name
+        assert torch.nn.functional.cosine_similarity(
+            a.grad.float().flatten(), b.grad.float().flatten(), dim=0  # type: ignore[union-attr]
+        ) > 0.99, name
+
+
+def test_float32_grad_attention_switches_back() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, attn_implementation="sdpa",
+    )  # fmt: skip
+    model = models.float32_grad_attention(LlamaForCausalLM(config))
+    assert models.float32_grad_attention(model, enabled=False).config._attn_implementation == "sdpa"
+    assert models.float32_grad_attention(model, enabled=False).config._attn_implementation == "sdpa"

@@ -359,3 +359,37 @@ def test_shared_prompt_forward_steps_aside_under_activation_checkpointing(
 
     assert trainer_with(False)._one_plain_process()
     assert not trainer_with(True)._one_plain_process()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_sampler_and_attention_switches_follow_the_recipe(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on: bool
+) -> None:
+    """``generation.inverse_cdf_sampling`` routes TRL's token draws through
+    ``policy.sampler``; ``training.float32_grad_attention`` picks the attention of the policy,
+    even one loaded before (``load_causal_lm`` switches every SDPA model)."""
+    import torch
+
+    from rewardbridge import models
+    from rewardbridge.policy import sampler
+
+    drawn: list[int] = []
+    draw = sampler.inverse_cdf_draw
+
+    def counted(probs: torch.Tensor) -> torch.Tensor | None:
+        drawn.append(probs.shape[0])
+        return draw(probs)
+
+    monkeypatch.setattr(sampler, "inverse_cdf_draw", counted)
+    flag = str(on).lower()
+    trainer = fp32_trainer(
+        tiny_model_dir, tmp_path,
+        "--generation.inverse_cdf_sampling", flag, "--training.float32_grad_attention", flag,
+    )  # fmt: skip
+    rows = list(to_dataset(EXAMPLES[:2], None))
+    trainer._generate_and_score_completions([rows[0]] * 4 + [rows[1]] * 4)
+    assert (len(drawn) > 0 and set(drawn) == {8}) if on else drawn == []
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    expected = models.FLOAT32_GRAD_SDPA if on else "sdpa"
+    assert policy.config._attn_implementation == expected
+    assert torch.multinomial is sampler._torch_multinomial  # put back after sampling

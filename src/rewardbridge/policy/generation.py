@@ -92,6 +92,8 @@ def generate_responses(
     import torch
     from transformers import GenerationConfig
 
+    from rewardbridge.policy.sampler import inverse_cdf_sampling
+
     if n < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n, batch_size and max_new_tokens must be >= 1")
     model, tokenizer = load_policy(policy)
@@ -121,7 +123,7 @@ def generate_responses(
                 padding=True,
                 add_special_tokens=False,
             ).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), inverse_cdf_sampling():
                 generated = model.generate(**batch, generation_config=config)
             new_tokens = generated[:, batch["input_ids"].shape[1] :]
             decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -136,6 +136,9 @@ class GenerationConfig:
     # transformers.generate with LoRA: the adapter merged into copies of the base weights
     # while sampling (training/merged_adapter.py); put back, unchanged, for the update
     merge_adapter: bool = True
+    # transformers.generate on a CPU: each token drawn by inverting the cumulative distribution,
+    # not one exponential per vocabulary entry (policy/sampler.py); same distribution
+    inverse_cdf_sampling: bool = True
 
     def validate(self) -> None:
         if self.num_generations < 2:
@@ -176,6 +179,9 @@ class TrainingConfig:
     # the loss's forward runs each distinct prompt of a micro-batch once, its rows continuing
     # from that prompt's cache (training/shared_prompts.py; same log-probs and gradients)
     shared_prompt_forward: bool = True
+    # a half-precision CPU forward under a backward computes its SDPA attention in float32,
+    # whose CPU backward is faster than bfloat16's (models.float32_grad_attention)
+    float32_grad_attention: bool = True
 
     def validate(self) -> None:
         if self.torch_threads is not None and self.torch_threads < 1:

@@ -178,7 +178,7 @@ def build_trainer(
     reward; a sample any of them did not score is unjudged (``combine_rewards``)."""
     from trl import GRPOConfig
 
-    from rewardbridge.models import load_causal_lm
+    from rewardbridge.models import float32_grad_attention, load_causal_lm
     from rewardbridge.training.trainer import AdvantageSettings, RewardBridgeGRPOTrainer
 
     if policy is None:
@@ -188,6 +188,7 @@ def build_trainer(
         )
     else:
         model, tokenizer = policy
+    float32_grad_attention(model, config.training.float32_grad_attention)
     model.train()
     reward = VerifierReward(
         verifier, name=f"verifier_{verifier.name}", recorder=recorder, canaries=canaries
@@ -203,6 +204,7 @@ def build_trainer(
         advantage=AdvantageSettings.from_config(config),
         shared_prefill=config.generation.shared_prefill,
         merge_adapter=config.generation.merge_adapter,
+        inverse_cdf_sampling=config.generation.inverse_cdf_sampling,
         shared_prompt_forward=config.training.shared_prompt_forward,
     )
 

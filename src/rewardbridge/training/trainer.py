@@ -101,6 +101,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         advantage: AdvantageSettings,
         shared_prefill: bool = True,
         merge_adapter: bool = True,
+        inverse_cdf_sampling: bool = True,
         shared_prompt_forward: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -108,6 +109,7 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         self.advantage_settings = advantage
         self.shared_prefill = shared_prefill
         self.merge_adapter = merge_adapter
+        self.inverse_cdf_sampling = inverse_cdf_sampling
         self.shared_prompt_forward = shared_prompt_forward
         self._gathered_rewards: torch.Tensor | None = None
         self._verify_seconds = 0.0
@@ -134,10 +136,13 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         LoRA adapter then runs every adapter matmul in float32 with a cast on each side. With
         autocast (and peft's input casting off) the adapter computes in bfloat16 as in the
         loss: 24 x 32 tokens, 7.0-7.7 s against 8.0-9.2 s on the 2-core CPU. A LoRA adapter is
-        merged into copies of the base weights meanwhile (``merged_adapter``)."""
+        merged into copies of the base weights meanwhile (``merged_adapter``), and tokens are
+        drawn by ``policy.sampler.inverse_cdf_sampling``."""
+        from rewardbridge.policy.sampler import inverse_cdf_sampling
         from rewardbridge.training.merged_adapter import merged_adapter
 
         with contextlib.ExitStack() as stack:
+            stack.enter_context(inverse_cdf_sampling(self.inverse_cdf_sampling))
             if self.args.bf16 and not self.use_vllm:
                 stack.enter_context(self.accelerator.autocast())
                 stack.enter_context(self._adapter_inputs_uncast())
