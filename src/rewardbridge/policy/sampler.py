@@ -70,4 +70,4 @@ def inverse_cdf_sampling(enabled: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.multinomial = previous  # type: ignore[assignment]
+        torch.multinomial = previous
