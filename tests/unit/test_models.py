@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,17 @@ from rewardbridge.cli import main
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REWARDBRIDGE_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+def tiny_llama(**overrides: object) -> Any:
+    """A random 1-layer Llama (vocabulary 64) on SDPA attention; ``overrides`` change its config."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    sizes: dict[str, Any] = {
+        "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "attn_implementation": "sdpa",
+    }  # fmt: skip
+    return LlamaForCausalLM(LlamaConfig(**(sizes | overrides)))
 
 
 def test_cache_dir_env_override(cache: Path) -> None:
@@ -170,14 +182,9 @@ def test_load_causal_lm_resolves_auto(
 
 def test_contiguous_head_input_keeps_the_logits() -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_llama().eval()
     ids = torch.randint(0, 64, (3, 7))
     with torch.no_grad():
         plain = model(ids, logits_to_keep=2).logits
@@ -196,17 +203,15 @@ def test_float32_grad_attention_only_where_a_cpu_backward_follows(
     import copy
 
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa",
-    )  # fmt: skip
-    plain = LlamaForCausalLM(config).to(torch.bfloat16)
+    plain = tiny_llama(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2,
+    ).to(torch.bfloat16)  # fmt: skip
     switched = models.float32_grad_attention(models.float32_grad_attention(copy.deepcopy(plain)))
     assert switched.config._attn_implementation == models.FLOAT32_GRAD_SDPA
-    eager = LlamaForCausalLM(LlamaConfig(**{**config.to_dict(), "attn_implementation": "eager"}))
+    eager = tiny_llama(attn_implementation="eager")
     assert models.float32_grad_attention(eager).config._attn_implementation == "eager"
 
     seen: list[torch.dtype] = []
@@ -235,18 +240,13 @@ def test_float32_grad_attention_only_where_a_cpu_backward_follows(
     reference.float().square().sum().backward()
     for (name, a), b in zip(switched.named_parameters(), plain.parameters(), strict=True):
         assert a.grad is not None and torch.isfinite(a.grad).all(), name
-        assert torch.nn.functional.cosine_similarity(
-            a.grad.float().flatten(), b.grad.float().flatten(), dim=0  # type: ignore[union-attr]
-        ) > 0.99, name
+        assert b.grad is not None
+        a_grad, b_grad = a.grad.float().flatten(), b.grad.float().flatten()
+        cosine = torch.nn.functional.cosine_similarity(a_grad, b_grad, dim=0)
+        assert cosine > 0.99, name
 
 
 def test_float32_grad_attention_switches_back() -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, attn_implementation="sdpa",
-    )  # fmt: skip
-    model = models.float32_grad_attention(LlamaForCausalLM(config))
+    model = models.float32_grad_attention(tiny_llama())
     assert models.float32_grad_attention(model, enabled=False).config._attn_implementation == "sdpa"
     assert models.float32_grad_attention(model, enabled=False).config._attn_implementation == "sdpa"
