@@ -24,7 +24,14 @@ are overridden): the configuration is named ``"recipe <file>@<dtype>"``. With
 transformers do them (``generation.shared_prefill``, ``generation.merge_adapter``,
 ``generation.inverse_cdf_sampling``, ``training.shared_prompt_forward`` and
 ``training.float32_grad_attention`` off), the baseline of those speed-ups, in the same run:
-``"recipe <file>, TRL's loop@<dtype>"``.
+``"recipe <file>, TRL's loop@<dtype>"``. ``--ablate`` adds, at bfloat16 only, one run per
+speed-up with just that one turned off (``"recipe <file>, without <flag>@bfloat16"``): what
+each is worth on its own.
+
+A step's time follows the sampled lengths, and those differ between runs (another dtype or
+sampler draws other tokens, and the policy drifts differently): ``--fixed-length`` holds back the
+end of sequence until the maximum length (``generation.min_completion_length``), so that every
+run does the same work and the ratios compare speed alone.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 def measure(
     name: str, verifier: str, options: dict[str, Any], *, steps: int, prompts: int, tokens: int,
     threads: int, out: Path, dtype: str, recipe: Path | None = None,
-    overrides: tuple[str, ...] = (),
+    overrides: tuple[str, ...] = (), fixed_length: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from rewardbridge.training.config import config_from_dict, load_config
     from rewardbridge.training.metrics import read_metrics
@@ -63,19 +70,23 @@ def measure(
 
     judge_options = options | ({"dtype": dtype} if verifier == "generative" else {})
     if recipe is not None:
-        config = load_config(
-            recipe,
-            [f"--model.dtype={dtype}", f"--training.max_steps={steps}",
-             f"--training.output_dir={out}", f"--training.torch_threads={threads}",
-             "--training.save_steps=10000", *overrides],
-        )  # fmt: skip
+        args = [f"--model.dtype={dtype}", f"--training.max_steps={steps}",
+                f"--training.output_dir={out}", f"--training.torch_threads={threads}",
+                "--training.save_steps=10000", *overrides]  # fmt: skip
+        config = load_config(recipe, args)
+        if fixed_length:
+            floor = config.generation.max_completion_length
+            config = load_config(recipe, [*args, f"--generation.min_completion_length={floor}"])
     else:
         config = config_from_dict(
             {
                 "model": {"dtype": dtype},
                 "verifier": {"name": verifier, "options": judge_options},
                 "algorithm": {"estimator": "rloo"},
-                "generation": {"num_generations": 4, "max_completion_length": tokens},
+                "generation": {
+                    "num_generations": 4, "max_completion_length": tokens,
+                    "min_completion_length": tokens if fixed_length else 0,
+                },
                 "training": {
                     "output_dir": str(out), "prompts_per_step": prompts, "max_steps": steps,
                     "save_steps": 10_000, "torch_threads": threads, "learning_rate": 5e-5,
@@ -154,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         "--trl-baseline", action="store_true",
         help="with --recipe: also run it with TRL's own sampling and loss forward",
     )  # fmt: skip
+    parser.add_argument(
+        "--fixed-length", action="store_true",
+        help="every completion exactly the maximum length: the same work in every run",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ablate", action="store_true",
+        help="with --recipe: also run it at bfloat16 with each speed-up off in turn",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     steps, tokens = (2, 16) if args.quick else (args.steps, args.tokens)
     results = []
@@ -165,21 +184,27 @@ def main(argv: list[str] | None = None) -> int:
                 names[f"recipe {args.recipe.name}, TRL's loop"] = tuple(TRL_LOOP)
         dtypes = args.dtypes.split(",")
         runs = [(r, n, d) for r in range(args.repeats) for n in names for d in dtypes]
+        if args.recipe and args.ablate:
+            for flag in TRL_LOOP:
+                name = f"recipe {args.recipe.name}, without {flag[2:].split('=')[0]}"
+                names[name] = (flag,)
+                runs += [(r, name, "bfloat16") for r in range(args.repeats)]
+            runs.sort(key=lambda run: run[0])  # repeats interleaved, as above
         for i, (repeat, name, dtype) in enumerate(runs):
             verifier, options = CONFIGS.get(name, ("", {}))
             result = in_own_process(
                 measure, name, verifier, options, steps=steps, prompts=args.prompts,
                 tokens=tokens, threads=args.threads, out=Path(tmp) / str(i), dtype=dtype,
-                recipe=args.recipe, overrides=names[name],
+                recipe=args.recipe, overrides=names[name], fixed_length=args.fixed_length,
             )  # fmt: skip
             results.append(result | {"repeat": repeat})
     print(
-        f"{'configuration':56s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
+        f"{'configuration':70s} {'s/step':>7s} {'generation':>11s} {'verifier':>9s} {'update':>7s}"
         f" {'tokens':>7s}"
     )
     for r in results:
         print(
-            f"{r['config']:56s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
+            f"{r['config']:70s} {r['seconds_per_step']:7.1f} {100 * r['generation_share']:10.0f}% "
             f"{100 * r['verification_share']:8.0f}% {100 * r['update_share']:6.0f}%"
             f" {r['mean_completion_tokens']:7.1f}"
         )
@@ -195,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "quick": args.quick, "steps": steps, "tokens": tokens, "repeats": args.repeats,
+            "fixed_length": args.fixed_length,
             "results": results, "summary": summary,
         }  # fmt: skip
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

@@ -59,6 +59,7 @@ def test_overrides_are_typed() -> None:
         (["--verifier.name=remote"], "verifier.options.url"),
         (["--training.per_device_batch_size", "3"], "training.per_device_batch_size"),
         (["--model.lora", "maybe"], "model.lora"),
+        (["--generation.min_completion_length", "300"], "generation.min_completion_length"),
     ],
 )
 def test_errors_name_the_field(override: list[str], field: str) -> None:
@@ -93,6 +94,18 @@ def test_grpo_arguments_map_the_paper_recipe() -> None:
     from trl import GRPOConfig
 
     GRPOConfig(**{**args, "use_cpu": True, "bf16": False, "use_vllm": False})
+
+
+@pytest.mark.parametrize(("use_vllm", "key"), [(False, "min_new_tokens"), (True, "min_tokens")])
+def test_min_completion_length_reaches_the_sampler(use_vllm: bool, key: str) -> None:
+    # transformers' generate and vLLM's SamplingParams name the floor differently
+    assert grpo_arguments(load_config(None))["generation_kwargs"] is None
+    c = load_config(
+        None,
+        ["--generation.min_completion_length=32", "--generation.max_completion_length=32",
+         f"--generation.use_vllm={str(use_vllm).lower()}"],
+    )  # fmt: skip
+    assert grpo_arguments(c)["generation_kwargs"] == {key: 32}
 
 
 @pytest.mark.parametrize("on", [False, True])

@@ -126,6 +126,9 @@ class AlgorithmConfig:
 class GenerationConfig:
     num_generations: int = 4  # samples per prompt (the group; paper: 4)
     max_completion_length: int = 256  # paper: 1024
+    # end-of-sequence held back until this many tokens (0: none); = max_completion_length gives
+    # every completion the same length, as benchmarks/train_step.py --fixed-length does
+    min_completion_length: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     use_vllm: bool = False  # GPU: generate with vLLM (TRL's integration)
@@ -150,6 +153,12 @@ class GenerationConfig:
         if self.max_completion_length < 1:
             raise fail(
                 "generation.max_completion_length", self.max_completion_length, "must be >= 1"
+            )
+        if not 0 <= self.min_completion_length <= self.max_completion_length:
+            raise fail(
+                "generation.min_completion_length",
+                self.min_completion_length,
+                f"must be in [0, max_completion_length = {self.max_completion_length}]",
             )
         if self.temperature <= 0:
             raise fail("generation.temperature", self.temperature, "must be > 0 (RL samples)")

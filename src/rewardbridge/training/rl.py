@@ -73,6 +73,12 @@ def grpo_arguments(config: RunConfig) -> dict[str, Any]:
         "max_completion_length": g.max_completion_length,
         "temperature": g.temperature,
         "top_p": g.top_p,
+        # vLLM's SamplingParams and transformers' generate name the floor differently
+        "generation_kwargs": (
+            {("min_tokens" if g.use_vllm else "min_new_tokens"): g.min_completion_length}
+            if g.min_completion_length
+            else None
+        ),
         "use_vllm": g.use_vllm,
         "vllm_mode": g.vllm_mode,
         "learning_rate": t.learning_rate,
