@@ -126,7 +126,10 @@ def in_own_process(fn: Any, *args: Any, **kwargs: Any) -> Any:
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args, kwargs)
+        result = pool.apply(fn, args, kwargs)
+        pool.close()  # let the child exit on its own: terminating it leaks its semaphores
+        pool.join()
+    return result
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
