@@ -118,7 +118,7 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_result(
     import trl.trainer.utils as trl_utils
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rewardbridge.training.trainer import labelled_positions_only
+    from rewardbridge.training.fused_head import labelled_positions_only
 
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -154,6 +154,53 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_result(
     assert rows == [3 * 8, 3 * 3]  # every shifted position, then only the labelled ones
     torch.testing.assert_close(compact_lp, plain_lp, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(compact_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_head_tiles_are_small_on_a_cpu_only_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+    import trl.trainer.utils as trl_utils
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rewardbridge.training import fused_head as hook
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=96, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config)
+    trl_utils.add_fused_lm_head(model)
+    ids = torch.randint(0, 96, (3, 9))
+    tiles: list[object] = []
+    kernel = trl_utils._ChunkedLogProbFunction
+
+    class Recording:
+        @staticmethod
+        def apply(*args: object) -> object:
+            tiles.append(args[5])  # the chunk size
+            return kernel.apply(*args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Recording)
+    monkeypatch.setattr(hook, "CPU_HEAD_TILE_COLUMNS", 40)  # 96 columns: tiles of 40, 40, 16
+
+    def results() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        out = model(input_ids=ids, labels=ids, fused_lm_head=True)
+        out.log_probs.sum().backward()
+        grad = model.get_output_embeddings().weight.grad
+        return out.log_probs.detach(), grad.detach().clone()
+
+    plain_lp, plain_grad = results()
+    with hook.cpu_head_tiles(torch.device("cpu")):
+        small_lp, small_grad = results()
+    with hook.cpu_head_tiles(torch.device("cuda")):  # only the device's type is read
+        results()
+    assert tiles == [32768, 40, 32768]  # TRL's tile, ours on a CPU, TRL's again elsewhere
+    assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == 32768  # put back
+    torch.testing.assert_close(small_lp, plain_lp, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(small_grad, plain_grad, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("bf16", [True, False])

@@ -7,8 +7,9 @@ optionally the Eq. 6 KL penalty in the reward). Relies on TRL >= 1.16, < 2: both
 the ``advantages``, ``prompt_ids``/``completion_ids``/masks keys of the returned batch. For
 speed it also wraps ``_generate_single_turn`` (bf16 autocast; each group's prompt computed once,
 ``shared_prompts``; a LoRA adapter merged, ``merged_adapter``),
-``_get_per_token_logps_and_entropies`` (``labelled_positions_only``; LoRA inputs left in bf16
-under autocast; each distinct prompt of a chunk run once, ``shared_prompt_forward``) and
+``_get_per_token_logps_and_entropies`` (TRL's fused head made cheap on a CPU, ``fused_head``;
+LoRA inputs left in bf16 under autocast; each distinct prompt of a chunk run once,
+``shared_prompt_forward``) and
 ``_prepare_inputs`` (micro-batches cut by whole groups for that sharing).
 
 Several reward functions combine with ``combine_rewards`` (NaN where any did not judge), not
@@ -38,6 +39,7 @@ from rewardbridge.rewards.advantages import compute_advantages, get_estimator
 from rewardbridge.rewards.kl import sequence_kl
 from rewardbridge.rewards.normalize import zscore
 from rewardbridge.training.config import RunConfig
+from rewardbridge.training.fused_head import cpu_head_tiles, labelled_positions_only
 from rewardbridge.training.metrics import console_line, metrics_row
 from rewardbridge.training.reward_fn import combine_rewards
 
@@ -67,29 +69,6 @@ class AdvantageSettings:
             kl_estimator=algo.kl_estimator,
             token_weighted_whitening=algo.token_weighted_whitening,
         )
-
-
-@contextlib.contextmanager
-def labelled_positions_only() -> Iterator[None]:
-    """Make TRL's fused LM head score only the completion positions on every device.
-
-    TRL 1.16 (``trl.trainer.utils._fused_forward``) projects only the positions with a label
-    on CUDA/XPU and every position elsewhere (to keep tile shapes fixed for compilers such as
-    Neuron's). Off those devices that runs the 49k-row head over the prompt as well, forward and
-    backward: on the CPU quickstart (8 x ~230 tokens per micro-batch, 33 scored) about 7x the
-    head's work. The scores are the same either way (unit test); only the cost differs.
-    """
-    import trl.trainer.utils as trl_utils
-
-    original = getattr(trl_utils, "_use_triton", None)
-    if original is None:  # another TRL: leave its head as it is
-        yield
-        return
-    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
-    try:
-        yield
-    finally:
-        trl_utils._use_triton = original
 
 
 class RewardBridgeGRPOTrainer(GRPOTrainer):
@@ -215,14 +194,19 @@ class RewardBridgeGRPOTrainer(GRPOTrainer):
         compute_aux_loss: bool = False,
         **extra: Any,
     ) -> Any:
-        """TRL's log-probs with the fused head on completion positions only, under bf16 autocast
+        """TRL's log-probs with the fused head on completion positions only (in small tiles on
+        a CPU, ``cpu_head_tiles``), under bf16 autocast
         the adapter's inputs left in bfloat16 (the model's forward is autocast), and each
         distinct prompt of a chunk computed once (``shared_prompt_forward``; text only, one
         process, no MoE auxiliary loss; otherwise TRL's own loop)."""
         from rewardbridge.training.shared_prompts import logps_each_prompt_once
 
         trl = super()._get_per_token_logps_and_entropies
-        with labelled_positions_only(), self._adapter_inputs_uncast():
+        with (
+            labelled_positions_only(),
+            cpu_head_tiles(input_ids.device),
+            self._adapter_inputs_uncast(),
+        ):
             text_only = all(v is None for v in extra.values()) and not compute_aux_loss
             if not (self.shared_prompt_forward and text_only and self._one_plain_process()):
                 return trl(
