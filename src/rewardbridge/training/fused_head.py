@@ -9,11 +9,29 @@ forwards.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
 __all__ = ["CPU_HEAD_TILE_COLUMNS", "cpu_head_tiles", "labelled_positions_only"]
+
+
+@contextlib.contextmanager
+def _trl_global(name: str, replace: Callable[[Any], Any] | None) -> Iterator[None]:
+    """``trl.trainer.utils.<name>`` set to ``replace(original)`` inside the ``with``, then put
+    back; left alone when ``replace`` is None or this TRL has no such global."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, name, None)
+    if original is None or replace is None:
+        yield
+        return
+    setattr(trl_utils, name, replace(original))
+    try:
+        yield
+    finally:
+        setattr(trl_utils, name, original)
 
 
 @contextlib.contextmanager
@@ -26,17 +44,12 @@ def labelled_positions_only() -> Iterator[None]:
     backward: on the CPU quickstart (8 x ~230 tokens per micro-batch, 33 scored) about 7x the
     head's work. The scores are the same either way (unit test); only the cost differs.
     """
-    import trl.trainer.utils as trl_utils
 
-    original = getattr(trl_utils, "_use_triton", None)
-    if original is None:  # another TRL: leave its head as it is
+    def compact_on_cpu(use_triton: Callable[[torch.device], bool]) -> Callable[..., bool]:
+        return lambda device: device.type == "cpu" or use_triton(device)
+
+    with _trl_global("_use_triton", compact_on_cpu):
         yield
-        return
-    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
-    try:
-        yield
-    finally:
-        trl_utils._use_triton = original
 
 
 CPU_HEAD_TILE_COLUMNS = 4096
@@ -57,14 +70,9 @@ def cpu_head_tiles(device: torch.device) -> Iterator[None]:
     noise). The same log-probs and gradients but for summation order (unit test). GPUs keep
     TRL's tiles.
     """
-    import trl.trainer.utils as trl_utils
 
-    original = getattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", None)
-    if original is None or device.type != "cpu":  # another TRL, or a Triton device
+    def smaller(columns: int) -> int:
+        return min(columns, CPU_HEAD_TILE_COLUMNS)
+
+    with _trl_global("_CHUNKED_LOGPROB_CHUNK_SIZE", smaller if device.type == "cpu" else None):
         yield
-        return
-    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = min(original, CPU_HEAD_TILE_COLUMNS)
-    try:
-        yield
-    finally:
-        trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = original
